@@ -22,6 +22,10 @@ DOCKER_MANIFEST_V1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 #: Media types that can carry an OCI 1.1 `subject` (signatures, SBOMs, attestations).
 SUBJECT_CAPABLE_MEDIA_TYPES = frozenset({OCI_MANIFEST, OCI_INDEX, OCI_ARTIFACT})
+#: Config media types of plain images: such manifests are taken to carry no `subject`.
+IMAGE_CONFIG_MEDIA_TYPES = frozenset(
+    {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
+)
 #: Every media type the planner understands; anything else is kept.
 KNOWN_MEDIA_TYPES = frozenset(
     {
@@ -64,6 +68,8 @@ class Manifest:
     tags: tuple[str, ...] = ()
     #: Child digests of an index as the listing gives them; None when the listing did not say.
     references: tuple[str, ...] | None = None
+    #: `configMediaType` from the listing: tells an image from an artifact (possible referrer).
+    config_media_type: str | None = None
     delete_enabled: bool = True
     write_enabled: bool = True
 
