@@ -5,9 +5,17 @@ INTERFACE FIRST: the dataclasses below are the contract the planner, settings an
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from fractions import Fraction
 from typing import Any
+
+import regex
+
+from purge.schedule import ScheduleError
+from purge.schedule import validate as validate_schedule
 
 DEFAULT_AGO = timedelta(days=1)
 
@@ -85,3 +93,440 @@ def _run(method: Any, text: str, source: str) -> bool:
         raise MatchTimeout(
             f"regex {source!r} timed out after {MATCH_TIMEOUT_SECONDS:g}s on {text!r}"
         ) from exc
+
+
+# --- Parsing ----------------------------------------------------------------------------------
+
+
+class RuleProblems(RuleError):
+    """Every problem found in one rule, so that a user fixes them all in one go."""
+
+    def __init__(self, rule: str, problems: list[str]) -> None:
+        super().__init__(f"rule {rule!r}: " + "; ".join(problems))
+        self.rule = rule
+        self.problems = problems
+
+
+#: `regex` flags for every user pattern. V0 reads patterns as `re`, Go and .NET users expect
+#: (`[` is literal inside a class, POSIX `[[:alpha:]]` works); ASCII makes `\d \w \s` ASCII-only
+#: as in acr purge's .NET-style engine.
+REGEX_FLAGS = regex.V0 | regex.ASCII
+
+#: acr purge caps `--ago` at 150 years; beyond that we refuse instead of capping silently.
+MAX_AGO = timedelta(days=150 * 365)
+
+#: Keys of one PURGE_RULES object, in their JSON spelling.
+RULE_KEYS = (
+    "name",
+    "filter",
+    "ago",
+    "keep",
+    "untagged",
+    "untaggedOnly",
+    "includeLocked",
+    "protect",
+    "maxDeletions",
+    "schedule",
+    "dryRun",
+)
+
+#: The implicit filter of `--untagged-only` without one: every repository.
+MATCH_ALL_FILTER_TEXT = ".*:.*"
+
+_FILTER_FORM = "expected REPOSITORY-REGEX:TAG-REGEX, e.g. 'team/app:^v1\\.' or 'app:.*'"
+_RULE_NAME = regex.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", regex.ASCII)
+
+
+def compile_pattern(text: str, what: str) -> Any:
+    """Compile a user regex in acr purge's flavour; a RuleError names `what` and the reason."""
+    try:
+        return regex.compile(text, REGEX_FLAGS)
+    except regex.error as exc:
+        raise RuleError(f"{what}: invalid regular expression {text!r}: {exc}") from exc
+
+
+def split_filter(text: str) -> tuple[str, str]:
+    """Split `REPO:TAG` at the one colon outside groups and character classes.
+
+    A scanner rather than acr purge's lookaround regex: it also understands escapes, nested
+    groups and POSIX classes, so `(?i:x)`, `(?:a|b)`, `(?<=a:)` and `[[:alpha:]]` never split.
+    """
+    colons: list[int] = []
+    depth = 0
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[":
+            i = _end_of_class(text, i)
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        elif ch == ":" and depth == 0:
+            colons.append(i)
+        i += 1
+    if len(colons) != 1:
+        found = "no colon" if not colons else f"{len(colons)} colons"
+        if depth > 0:
+            found += " (an unclosed '(' hides everything after it)"
+        raise RuleError(
+            f"filter {text!r}: {found} outside regex groups and character classes; {_FILTER_FORM}"
+        )
+    repo, tag = text[: colons[0]], text[colons[0] + 1 :]
+    if not repo or not tag:
+        part = "repository" if not repo else "tag"
+        raise RuleError(f"filter {text!r}: the {part} part is empty; {_FILTER_FORM}")
+    return repo, tag
+
+
+def _end_of_class(text: str, start: int) -> int:
+    """Index just past the character class opening at `start` (V0: no nested sets)."""
+    i = start + 1
+    if i < len(text) and text[i] == "^":
+        i += 1
+    if i < len(text) and text[i] == "]":  # a leading `]` is a literal
+        i += 1
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == "[" and text.startswith(("[:", "[=", "[."), i):
+            close = text.find(text[i + 1] + "]", i + 2)
+            if close != -1:
+                i = close + 2
+                continue
+        if ch == "]":
+            return i + 1
+        i += 1
+    return len(text)  # unterminated: the regex compiler reports it
+
+
+def parse_filter(text: str) -> TagFilter:
+    """`--filter REPO:TAG`: the repository must match the whole name, the tag is searched."""
+    if not isinstance(text, str):
+        raise RuleError(f"filter {text!r}: must be a string; {_FILTER_FORM}")
+    repo, tag = split_filter(text)
+    return TagFilter(
+        text=text,
+        repository=compile_pattern(repo, f"filter {text!r}, repository part"),
+        tag=compile_pattern(tag, f"filter {text!r}, tag part"),
+    )
+
+
+def parse_protect(text: str) -> Any:
+    """`--protect REGEX`: searched in tag names; a matching tag is never deleted."""
+    if not isinstance(text, str) or not text:
+        raise RuleError(f"protect {text!r}: must be a non-empty regular expression string")
+    return compile_pattern(text, f"protect {text!r}")
+
+
+_NANOS_PER_UNIT = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,  # U+00B5 micro sign, as Go accepts
+    "μs": 1_000,  # U+03BC Greek mu, as Go accepts
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_NANOS_PER_DAY = 86_400 * 1_000_000_000
+_MAX_AGO_NANOS = MAX_AGO.days * _NANOS_PER_DAY
+_DAYS_PREFIX = regex.compile(r"([0-9]+)d(.*)", regex.ASCII | regex.DOTALL)
+_GO_TERM = regex.compile(r"([0-9]*\.?[0-9]*)([^0-9.]*)", regex.ASCII)
+_DURATION_FORM = (
+    "expected [N]d[GO-DURATION]: whole days first, then Go units h, m, s, ms, us, ns "
+    "(e.g. 30d, 1d3h6m, 15m, 1.5h, 0d)"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """`--ago`: `[N]d` then an optional Go duration. Malformed or out of range: RuleError.
+
+    acr purge turns some malformed values into its 150-year cap (nothing deleted) and negative
+    ones into a future cutoff (everything deleted); both are refused here.
+    """
+    if not isinstance(text, str):
+        raise RuleError(f"duration {text!r}: must be a string; {_DURATION_FORM}")
+    raw = text.strip()
+    if not raw:
+        raise RuleError(f"duration {text!r}: is empty; {_DURATION_FORM}")
+    if raw[0] in "+-":
+        raise RuleError(f"duration {text!r}: a sign is not allowed (ago always looks back)")
+    days, rest = 0, raw
+    prefix = _DAYS_PREFIX.fullmatch(raw)
+    if prefix:
+        days_text, rest = prefix.group(1), prefix.group(2)
+        if len(days_text) > 9:
+            raise RuleError(f"duration {text!r}: exceeds the maximum of {MAX_AGO.days} days")
+        days = int(days_text)
+    elif "d" in raw:
+        raise RuleError(f"duration {text!r}: days must be a whole number first; {_DURATION_FORM}")
+    total = days * _NANOS_PER_DAY + (_parse_go_duration(rest, text) if rest else Fraction(0))
+    if total > _MAX_AGO_NANOS:
+        raise RuleError(f"duration {text!r}: exceeds the maximum of {MAX_AGO.days} days")
+    return timedelta(microseconds=round(total / 1000))
+
+
+def _parse_go_duration(rest: str, text: str) -> Fraction:
+    """Go's time.ParseDuration grammar without a sign: (number unit)+, or a bare `0`."""
+    if rest == "0":
+        return Fraction(0)
+    nanos = Fraction(0)
+    pos = 0
+    while pos < len(rest):
+        term = _GO_TERM.match(rest, pos)
+        assert term is not None  # both groups may be empty, so it always matches
+        number, unit = term.group(1), term.group(2)
+        if number in ("", "."):
+            raise RuleError(
+                f"duration {text!r}: expected a number at {rest[pos:]!r}; {_DURATION_FORM}"
+            )
+        if not unit:
+            raise RuleError(f"duration {text!r}: {number!r} has no unit; {_DURATION_FORM}")
+        if unit not in _NANOS_PER_UNIT:
+            hint = " (days come first, once; weeks and years: write days, e.g. 7d)"
+            hint = hint if unit in ("d", "w", "y") else ""
+            raise RuleError(f"duration {text!r}: unknown unit {unit!r}{hint}; {_DURATION_FORM}")
+        if len(number) > 40:
+            raise RuleError(f"duration {text!r}: exceeds the maximum of {MAX_AGO.days} days")
+        nanos += Fraction(number) * _NANOS_PER_UNIT[unit]
+        if nanos > _MAX_AGO_NANOS:
+            raise RuleError(f"duration {text!r}: exceeds the maximum of {MAX_AGO.days} days")
+        pos = term.end()
+    return nanos
+
+
+def format_duration(value: timedelta) -> str:
+    """The `--ago` spelling of a duration (`1d3h6m`, `0d`), which parse_duration reads back."""
+    micros = value // timedelta(microseconds=1)
+    days, micros = divmod(micros, 86_400_000_000)
+    hours, micros = divmod(micros, 3_600_000_000)
+    minutes, micros = divmod(micros, 60_000_000)
+    seconds = Fraction(micros, 1_000_000)
+    text = f"{days}d"
+    if hours:
+        text += f"{hours}h"
+    if minutes:
+        text += f"{minutes}m"
+    if seconds:
+        text += f"{float(seconds):f}".rstrip("0").rstrip(".") + "s"
+    return text
+
+
+def parse_max_deletions(value: str | int) -> MaxDeletions:
+    """`--max-deletions N` (count >= 0) or `P%` (0 < P <= 100)."""
+    form = "expected a whole number >= 0 or a percentage like '10%' (0 < P <= 100)"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise RuleError(f"max deletions {value!r}: {form}")
+    if isinstance(value, int):
+        if value < 0:
+            raise RuleError(f"max deletions {value!r}: must not be negative; {form}")
+        return MaxDeletions(count=value)
+    text = value.strip()
+    if text.endswith("%"):
+        number = text[:-1].strip()
+        if not regex.fullmatch(r"[0-9]+(\.[0-9]+)?", number, regex.ASCII):
+            raise RuleError(f"max deletions {value!r}: {form}")
+        percent = float(number)
+        if not 0 < percent <= 100:
+            raise RuleError(f"max deletions {value!r}: percentage out of range; {form}")
+        return MaxDeletions(percent=percent)
+    if not regex.fullmatch(r"[0-9]+", text, regex.ASCII):
+        raise RuleError(f"max deletions {value!r}: {form}")
+    return MaxDeletions(count=int(text))
+
+
+def make_rule(
+    name: str,
+    *,
+    filters: Sequence[str] = (),
+    ago: str | timedelta | None = None,
+    keep: int = 0,
+    untagged: bool = False,
+    untagged_only: bool = False,
+    include_locked: bool = False,
+    protect: Sequence[str] = (),
+    max_deletions: str | int | MaxDeletions | None = None,
+    schedule: str | None = None,
+    dry_run: bool | None = None,
+) -> Rule:
+    """Build a Rule from flag-like values, checking each and their combination.
+
+    Raises RuleProblems listing every problem. `--untagged-only` without a filter gets the
+    match-all filter, so the matching helpers need no special case.
+    """
+    problems: list[str] = []
+
+    def attempt(parse: Any, *args: Any) -> Any:
+        try:
+            return parse(*args)
+        except RuleError as exc:
+            problems.append(str(exc))
+            return None
+
+    if not isinstance(name, str) or not _RULE_NAME.fullmatch(name):
+        problems.append(
+            f"name {name!r}: 1-64 characters, letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    if isinstance(filters, str) or isinstance(protect, str):
+        problems.append("filters and protect must be lists of strings, not one string")
+        filters, protect = (), ()
+    parsed_filters = tuple(f for f in (attempt(parse_filter, text) for text in filters) if f)
+    if untagged_only and not filters:
+        parsed_filters = (parse_filter(MATCH_ALL_FILTER_TEXT),)
+    elif not filters:
+        problems.append(
+            "needs at least one filter (REPOSITORY-REGEX:TAG-REGEX); only untaggedOnly "
+            "(--untagged-only) may leave it out"
+        )
+    if isinstance(ago, timedelta):
+        parsed_ago: timedelta | None = ago
+        if not timedelta(0) <= ago <= MAX_AGO:
+            problems.append(f"ago {ago}: must be between 0 and {MAX_AGO.days} days")
+    else:
+        parsed_ago = DEFAULT_AGO if ago is None else attempt(parse_duration, ago)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        problems.append(f"keep {keep!r}: must be a whole number >= 0")
+    if untagged and untagged_only:
+        problems.append(
+            "untagged and untaggedOnly (--untagged, --untagged-only) exclude each other"
+        )
+    if untagged_only and isinstance(keep, int) and keep > 0:
+        problems.append(
+            f"keep {keep} has no effect with untaggedOnly (--untagged-only): keep counts tags, "
+            "and acr purge would keep untagged manifests instead; remove it"
+        )
+    parsed_protect = tuple(p for p in (attempt(parse_protect, text) for text in protect) if p)
+    parsed_max = (
+        max_deletions
+        if max_deletions is None or isinstance(max_deletions, MaxDeletions)
+        else attempt(parse_max_deletions, max_deletions)
+    )
+    if schedule is not None:
+        try:
+            validate_schedule(schedule)
+        except ScheduleError as exc:
+            problems.append(f"schedule: {exc}")
+    if problems:
+        raise RuleProblems(str(name), problems)
+    assert parsed_ago is not None
+    return Rule(
+        name=name,
+        filters=parsed_filters,
+        ago=parsed_ago,
+        keep=keep,
+        untagged=untagged,
+        untagged_only=untagged_only,
+        include_locked=include_locked,
+        protect=parsed_protect,
+        max_deletions=parsed_max,
+        schedule=schedule.strip() if schedule is not None else None,
+        dry_run=dry_run,
+    )
+
+
+def default_rule_name(index: int) -> str:
+    """`rule-1`, `rule-2`, ... for the 0-based position of a rule that has no name."""
+    return f"rule-{index + 1}"
+
+
+def rule_from_mapping(obj: Any, index: int) -> Rule:
+    """One PURGE_RULES object (0-based `index` in the array) -> Rule; RuleProblems lists all."""
+    name = default_rule_name(index)
+    if not isinstance(obj, Mapping):
+        raise RuleProblems(name, [f"must be a JSON object, got {type(obj).__name__}"])
+    if "name" in obj:
+        name = obj["name"] if isinstance(obj["name"], str) else name
+    problems: list[str] = []
+    for key in obj:
+        if key not in RULE_KEYS:
+            problems.append(f"unknown key {key!r}{did_you_mean(str(key), RULE_KEYS)}")
+
+    def typed(key: str, kind: Any, label: str) -> Any:
+        value = obj.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            problems.append(f"{key}: must be {label}, got {json_type(value)} {value!r}")
+            return None
+        return value
+
+    def string_list(key: str, example: str) -> list[str]:
+        value = obj.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{key}: must be a list of strings, e.g. [{example!r}], got {value!r}")
+            return []
+        return value
+
+    raw_name = typed("name", str, "a string")
+    filters = string_list("filter", "app:^v1\\.")
+    ago = typed("ago", str, "a duration string like '30d'")
+    keep = typed("keep", int, "a whole number >= 0")
+    flags = {
+        k: typed(k, bool, "true or false") for k in ("untagged", "untaggedOnly", "includeLocked")
+    }
+    protect = string_list("protect", "^latest$")
+    max_deletions = typed("maxDeletions", (int, str), "a whole number or a percentage like '10%'")
+    schedule = typed("schedule", str, "an NCRONTAB string like '0 0 3 * * *'")
+    dry_run = typed("dryRun", bool, "true or false")
+    if problems:
+        raise RuleProblems(name, problems)
+    return make_rule(
+        raw_name if raw_name is not None else name,
+        filters=filters,
+        ago=ago,
+        keep=0 if keep is None else keep,
+        untagged=bool(flags["untagged"]),
+        untagged_only=bool(flags["untaggedOnly"]),
+        include_locked=bool(flags["includeLocked"]),
+        protect=protect,
+        max_deletions=max_deletions,
+        schedule=schedule,
+        dry_run=dry_run,
+    )
+
+
+def duplicate_name_problems(rules: Sequence[Rule]) -> list[str]:
+    """One message per rule name used more than once (names select rules in the HTTP API)."""
+    seen: dict[str, int] = {}
+    for rule in rules:
+        seen[rule.name] = seen.get(rule.name, 0) + 1
+    return [
+        f"rule name {name!r} is used {n} times; names must be unique"
+        for name, n in seen.items()
+        if n > 1
+    ]
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in choices}
+        close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+        close = [lowered[c] for c in close]
+    return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(choices)})"
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a Python value's type, for error messages about JSON input."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    return "object"

@@ -1,0 +1,265 @@
+"""`acr purge ...` command lines -> Rules, so that an ACR Task's `--cmd` works unchanged.
+
+The same flag set serves `PURGE_COMMAND` and the CLI's `run` command (`add_rule_arguments`,
+`rule_from_namespace`), so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from purge.rules import (
+    MaxDeletions,
+    Rule,
+    RuleError,
+    RuleProblems,
+    default_rule_name,
+    make_rule,
+    parse_duration,
+    parse_max_deletions,
+)
+
+log = logging.getLogger(__name__)
+
+#: The placeholder an ACR Task expands to its registry's login server.
+RUN_REGISTRY_PLACEHOLDER = "{{.Run.Registry}}"
+#: acr purge's `--concurrency` is clamped to 1..32; ours allows up to PURGE_CONCURRENCY's 64.
+MAX_CONCURRENCY = 64
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    """argparse calls `error()` (which exits) even with exit_on_error=False: raise instead."""
+
+    def error(self, message: str) -> NoReturn:
+        raise RuleError(f"acr purge: {message}")
+
+
+def _typed(parse: Any) -> Any:
+    """Wrap a parser so that argparse reports our message as `argument --x: <message>`."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except RuleError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _int_in(low: int, high: int | None) -> Any:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise RuleError(f"{text!r} is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            allowed = f">= {low}" if high is None else f"between {low} and {high}"
+            raise RuleError(f"{value} is out of range: must be {allowed}")
+        return value
+
+    return _typed(convert)
+
+
+def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add acr purge's flags and ours to `parser`. Destinations are the flag names in snake case.
+
+    Registry and credentials (`-r`, `-u`, `-p`), `--concurrency` and `--dry-run` are for the
+    caller to use; `--timeout`, `--filter-timeout-seconds` and `--repository-page-size` are
+    accepted for compatibility and ignored (this engine pages and times out on its own).
+    """
+    parser.add_argument("-r", "--registry", help="login server, e.g. myregistry.azurecr.io")
+    parser.add_argument("-u", "--username", help="ACR admin user or token name")
+    parser.add_argument("-p", "--password", help="its password (never printed)")
+    parser.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        metavar="REPO:TAG",
+        help="repository regex (whole name) and tag regex (searched); repeatable, OR-ed",
+    )
+    parser.add_argument(
+        "--ago",
+        type=_typed(parse_duration),
+        default=None,
+        metavar="DURATION",
+        help="only what was last updated before now minus this, e.g. 30d, 1d3h6m (default 1d)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=_int_in(0, None),
+        default=0,
+        help="per repository, keep this many of the newest tags that would be deleted",
+    )
+    parser.add_argument(
+        "--untagged", action="store_true", help="also delete old manifests left without tags"
+    )
+    parser.add_argument(
+        "--untagged-only",
+        action="store_true",
+        help="delete only old manifests without tags (--filter optional)",
+    )
+    parser.add_argument(
+        "--include-locked",
+        action="store_true",
+        help="unlock and delete locked tags and manifests",
+    )
+    parser.add_argument("--dry-run", action="store_true", help="plan and report, delete nothing")
+    parser.add_argument(
+        "--concurrency",
+        type=_int_in(1, MAX_CONCURRENCY),
+        default=None,
+        help=f"parallel requests, 1..{MAX_CONCURRENCY} (default: adaptive)",
+    )
+    parser.add_argument(
+        "--timeout", type=_int_in(1, None), default=None, help="accepted for acr purge; ignored"
+    )
+    parser.add_argument(
+        "--filter-timeout-seconds",
+        type=_int_in(1, None),
+        default=None,
+        help="accepted for acr purge; ignored (matches time out after a few seconds and keep)",
+    )
+    parser.add_argument(
+        "--repository-page-size",
+        type=_int_in(1, None),
+        default=None,
+        help="accepted for acr purge; ignored (the engine pages on its own)",
+    )
+    parser.add_argument(
+        "--protect",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="tags matching this regex are never deleted; repeatable",
+    )
+    parser.add_argument(
+        "--max-deletions",
+        type=_typed(parse_max_deletions),
+        default=None,
+        metavar="N|P%",
+        help="delete nothing for a rule whose plan exceeds N deletions or P%% of what it lists",
+    )
+    parser.add_argument("--name", default=None, help="rule name (default rule-1, rule-2, ...)")
+    parser.add_argument(
+        "--schedule", default=None, metavar="NCRONTAB", help="run this rule only on its schedule"
+    )
+
+
+def rule_from_namespace(ns: argparse.Namespace, name: str) -> Rule:
+    """The Rule that parsed flags describe; `--name`, when given, overrides `name`."""
+    ignored = [
+        flag
+        for flag, dest in (
+            ("--timeout", "timeout"),
+            ("--filter-timeout-seconds", "filter_timeout_seconds"),
+            ("--repository-page-size", "repository_page_size"),
+        )
+        if getattr(ns, dest, None) is not None
+    ]
+    if ignored:
+        log.info("acr purge flags accepted and ignored: %s", ", ".join(ignored))
+    max_deletions: MaxDeletions | None = ns.max_deletions
+    return make_rule(
+        ns.name or name,
+        filters=ns.filter,
+        ago=ns.ago,
+        keep=ns.keep,
+        untagged=ns.untagged,
+        untagged_only=ns.untagged_only,
+        include_locked=ns.include_locked,
+        protect=ns.protect,
+        max_deletions=max_deletions,
+        schedule=ns.schedule,
+        dry_run=True if ns.dry_run else None,
+    )
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """A parser for the arguments after `acr purge` that raises RuleError instead of exiting."""
+    parser = _RaisingParser(
+        prog="acr purge", add_help=False, exit_on_error=False, allow_abbrev=False
+    )
+    add_rule_arguments(parser)
+    return parser
+
+
+def split_commands(cmd: str) -> list[list[str]]:
+    """Tokens of each command in `cmd`, split at `&&` and `;` as a shell would."""
+    lexer = shlex.shlex(cmd, posix=True, punctuation_chars="&;")
+    lexer.whitespace_split = True
+    try:
+        tokens = list(lexer)
+    except ValueError as exc:  # unbalanced quotes
+        raise RuleError(f"cannot split the command line: {exc}") from exc
+    commands: list[list[str]] = [[]]
+    for token in tokens:
+        if token in ("&&", ";"):
+            commands.append([])
+        elif token and set(token) <= {"&", ";"}:
+            raise RuleError(f"unexpected {token!r}: join acr purge commands with '&&' or ';'")
+        else:
+            commands[-1].append(token)
+    return [c for c in commands if c]
+
+
+def parse_purge_command(cmd: str, registry: str | None) -> tuple[Rule, ...]:
+    """Rules from one or more `acr purge ...` lines joined by `&&` or `;` (an ACR Task `--cmd`).
+
+    `-r`/`--registry` may be `{{.Run.Registry}}` or must name `registry` (skipped when None).
+    Credentials are refused: the function authenticates with its managed identity.
+    """
+    commands = split_commands(cmd)
+    if not commands:
+        raise RuleError("the command line is empty; expected 'acr purge --filter REPO:TAG ...'")
+    rules: list[Rule] = []
+    for number, tokens in enumerate(commands, start=1):
+        try:
+            rules.append(_parse_one(tokens, registry, default_rule_name(number - 1)))
+        except RuleProblems as exc:
+            raise RuleError(f"command {number}: " + "; ".join(exc.problems)) from exc
+        except RuleError as exc:
+            raise RuleError(f"command {number}: {exc}") from exc
+    return tuple(rules)
+
+
+def _parse_one(tokens: Sequence[str], registry: str | None, name: str) -> Rule:
+    if list(tokens[:2]) != ["acr", "purge"]:
+        raise RuleError(f"expected it to start with 'acr purge', got {' '.join(tokens[:2])!r}")
+    args = list(tokens[2:])
+    for i in range(len(args) - 1):
+        if args[i : i + 2] == ["acr", "purge"]:
+            raise RuleError("found a second 'acr purge': join commands with '&&' or ';'")
+    try:
+        ns = make_parser().parse_args(args)
+    except argparse.ArgumentError as exc:
+        raise RuleError(str(exc)) from exc
+    if ns.username is not None or ns.password is not None:
+        raise RuleError(
+            "-u/--username and -p/--password are not used here: the function signs in with "
+            "its managed identity (AZURE_CLIENT_ID selects a user-assigned one); remove them"
+        )
+    if ns.registry is not None and registry is not None:
+        _check_registry(ns.registry, registry)
+    return rule_from_namespace(ns, name)
+
+
+def _check_registry(given: str, registry: str) -> None:
+    if given == RUN_REGISTRY_PLACEHOLDER:
+        return
+    if _host(given) != _host(registry):
+        raise RuleError(
+            f"-r/--registry {given!r} differs from PURGE_REGISTRY {registry!r}; use "
+            f"{RUN_REGISTRY_PLACEHOLDER} or the same login server"
+        )
+
+
+def _host(value: str) -> str:
+    value = value.strip().lower()
+    value = value.removeprefix("https://")
+    return value.rstrip("/")
