@@ -1,0 +1,5 @@
+"""`python -m purge`: see purge.cli."""
+
+from purge.cli import main
+
+raise SystemExit(main())

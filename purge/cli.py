@@ -1,0 +1,286 @@
+"""`python -m purge` / `acr-purge`: the engine for laptops, CI and ACR Task command lines.
+
+Subcommands: `run` (alias `purge`, and an optional leading `acr purge` so an ACR Task's command
+line works unchanged), `check-config`, `demo`. Exit codes: 0 ok, 1 errors in the run, 2 bad input
+(a clear message on stderr; nothing is deleted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from purge import __version__
+from purge.settings import Config, ConfigError, Connection
+
+EXIT_OK = 0
+EXIT_RUN_ERRORS = 1
+EXIT_BAD_INPUT = 2
+
+REGISTRY_PLACEHOLDER = "{{.Run.Registry}}"
+
+
+class BadInput(Exception):
+    """Invalid flags or settings: reported on stderr with exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    try:
+        ns = parser.parse_args(args)
+    except SystemExit as exc:  # argparse already printed a usage message
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    command: Callable[[argparse.Namespace], int] = ns.handler
+    try:
+        return command(ns)
+    except BadInput as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        print("nothing was deleted", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Accept `acr purge ...` and `purge ...` (ACR Task syntax) as `run ...`."""
+    if argv[:2] == ["acr", "purge"]:
+        return ["run", *argv[2:]]
+    if argv[:1] == ["purge"]:
+        return ["run", *argv[1:]]
+    return argv
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="acr-purge",
+        description="Purge old or unwanted tags and manifests from Azure Container Registry.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="purge now, with acr purge's flags",
+        description="Purge a registry with acr purge's flags (an ACR Task's `acr purge ...` "
+        "command line works too).",
+    )
+    add_run_arguments(run)
+    run.set_defaults(handler=run_command)
+
+    check = commands.add_parser(
+        "check-config", help="validate app settings and show the parsed rules and schedule"
+    )
+    check.add_argument(
+        "--settings",
+        metavar="FILE",
+        help="a local.settings.json to read instead of the environment",
+    )
+    check.set_defaults(handler=check_config_command)
+
+    demo = commands.add_parser("demo", help="purge a local emulated registry (needs no Azure)")
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    demo.set_defaults(handler=demo_command)
+    return parser
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """acr purge's rule flags (shared with PURGE_COMMAND parsing), then the CLI's own flags."""
+    from purge.command import add_rule_arguments
+
+    add_rule_arguments(parser)
+    defined = set(parser._option_string_actions)  # flags purge.command already added
+
+    def add(*flags: str, **kwargs: Any) -> None:
+        names = [flag for flag in flags if flag not in defined]
+        if len(names) == len(flags):
+            parser.add_argument(*names, **kwargs)
+
+    add("-r", "--registry", metavar="REGISTRY", help="login server, e.g. myreg.azurecr.io")
+    add("-u", "--username", metavar="USER", help="registry user or token name")
+    add("-p", "--password", metavar="PASS", help="registry password or token")
+    add("--dry-run", action="store_true", default=None, help="plan and report; delete nothing")
+    add("--concurrency", type=_positive_int, metavar="N", help="concurrent requests")
+    add("--output", choices=("text", "json"), default="text", help="report format")
+    add("--ca-file", metavar="PEM", help="extra CA bundle to trust (local emulator)")
+    add(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="trust this non-Azure registry host[:port] with credentials (repeatable)",
+    )
+    add(
+        "--time-budget", type=_positive_float, metavar="S", help="stop starting deletions after S s"
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
+
+
+# --- run -----------------------------------------------------------------------------------
+
+
+def resolve_registry(value: str | None, environ: Mapping[str, str]) -> str:
+    """The login server from `-r` (or PURGE_REGISTRY), as host[:port]."""
+    configured = environ.get("PURGE_REGISTRY", "").strip()
+    if value is None or value.strip() == "":
+        if not configured:
+            raise BadInput("-r/--registry is required (or set PURGE_REGISTRY)")
+        value = configured
+    value = value.strip()
+    if value == REGISTRY_PLACEHOLDER:
+        if not configured:
+            raise BadInput(
+                f"-r {REGISTRY_PLACEHOLDER} is an ACR Task placeholder; outside a task set "
+                "PURGE_REGISTRY to the registry's login server, or pass -r myreg.azurecr.io"
+            )
+        value = configured
+    if value.startswith("http://"):
+        raise BadInput(f"-r/--registry {value!r}: plain http is not allowed; use the host name")
+    value = value.removeprefix("https://").rstrip("/")
+    if not value or "/" in value or " " in value:
+        raise BadInput(
+            f"-r/--registry {value!r}: expected a login server such as myreg.azurecr.io "
+            "(host[:port], no path)"
+        )
+    return value
+
+
+def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    from purge.command import rule_from_namespace
+
+    login_server = resolve_registry(getattr(ns, "registry", None), environ)
+    try:
+        rule = rule_from_namespace(ns, "cli")
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+    if ns.ca_file is not None and not os.path.isfile(ns.ca_file):
+        raise BadInput(f"--ca-file {ns.ca_file!r}: no such file")
+    if (ns.username is None) != (ns.password is None):
+        raise BadInput("-u/--username and -p/--password go together: give both or neither")
+    connection = Connection(
+        login_server=login_server,
+        allowed_hosts=tuple(ns.allowed_host),
+        username=ns.username,
+        password=ns.password,
+        ca_file=ns.ca_file,
+    )
+    return Config(
+        connection=connection,
+        rules=(rule,),
+        dry_run=bool(ns.dry_run),
+        concurrency=ns.concurrency,
+        time_budget=ns.time_budget,
+    )
+
+
+def run_command(ns: argparse.Namespace, *, environ: Mapping[str, str] | None = None) -> int:
+    config = config_from_namespace(ns, os.environ if environ is None else environ)
+    from purge.service import run_purge
+
+    with progress_reporter(sys.stderr) as progress:
+        try:
+            report = asyncio.run(run_purge(config, progress=progress))
+        except ValueError as exc:  # untrusted host, unknown rule: refused before any request
+            raise BadInput(str(exc)) from exc
+    if ns.output == "json":
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        print(report.render_text(), end="")
+    return EXIT_RUN_ERRORS if report.errors else EXIT_OK
+
+
+@contextmanager
+def progress_reporter(stream: TextIO) -> Iterator[Callable[[str], None]]:
+    """A rich live status on a terminal; plain timestamped lines otherwise (CI logs)."""
+    if stream.isatty():
+        from rich.console import Console
+
+        console = Console(file=stream)
+        with console.status("purging...") as status:
+
+            def show(message: str) -> None:
+                status.update(message)
+                console.log(message)
+
+            yield show
+        return
+
+    def log(message: str) -> None:
+        stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+        print(f"{stamp} {message}", file=stream, flush=True)
+
+    yield log
+
+
+# --- check-config ----------------------------------------------------------------------------
+
+
+def check_config_command(ns: argparse.Namespace) -> int:
+    from purge.schedule import next_fire_times
+    from purge.settings import describe_config, load_settings, load_settings_file
+
+    try:
+        config = load_settings_file(ns.settings) if ns.settings else load_settings(os.environ)
+    except ConfigError as exc:
+        print(f"invalid configuration ({len(exc.errors)} problems):", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  - {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"--settings {ns.settings!r}: {exc}") from exc
+    print(json.dumps(describe_config(config), indent=2, default=str))
+    now = datetime.now(timezone.utc)
+    schedules = [("PURGE_SCHEDULE", config.schedule)] + [
+        (f"rule {rule.name!r}", rule.schedule) for rule in config.rules
+    ]
+    for label, expression in schedules:
+        if expression:
+            times = next_fire_times(expression, now, 5)
+            print(f"next fire times of {label} ({expression}):")
+            for moment in times:
+                print(f"  {moment.isoformat()}")
+    print("configuration is valid")
+    return EXIT_OK
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+def demo_command(ns: argparse.Namespace) -> int:
+    try:
+        demo = importlib.import_module("purge.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "purge.demo":
+            raise
+        print(
+            "error: the demo is not available in this version (purge/demo.py is missing)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    result = demo.main(list(ns.demo_args))
+    return int(result or 0)

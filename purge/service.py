@@ -1,0 +1,292 @@
+"""One purge run: config -> for each rule and repository: list -> plan -> execute -> report.
+
+The service owns the run's shape and its failure boundaries: one catalog listing per run; a
+repository whose listing fails or is partial gets no deletions (and an error), while the others go
+on (acr purge aborts everything instead); a rule with --max-deletions plans everything before
+deleting anything. Repositories run concurrently, each worker holding one repository's listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import functools
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from purge import planner
+from purge.executor import Limiter, describe_failure, execute
+from purge.model import ManifestBody, RepositorySnapshot
+from purge.planner import Plan
+from purge.registry import NotFound, Registry
+from purge.report import Report
+from purge.rules import Rule, repository_matches
+from purge.settings import Config
+
+if TYPE_CHECKING:
+    from purge.model import Manifest, Tag
+
+#: Repositories processed at once; each holds one repository's listing in memory.
+REPOSITORY_CONCURRENCY = 8
+#: Concurrent registry requests (deletes, manifest GETs) when the config sets none; the ACR
+#: client also adapts its own rate to 429s.
+DEFAULT_REQUEST_CONCURRENCY = 16
+
+Progress = Callable[[str], None]
+
+
+class UnknownRule(ValueError):
+    """A requested rule name is not configured."""
+
+
+def select_rules(config: Config, names: Sequence[str] | None) -> tuple[Rule, ...]:
+    """The configured rules named in `names` (all when None or empty), in configuration order."""
+    if not names:
+        return config.rules
+    known = [rule.name for rule in config.rules]
+    unknown = [name for name in dict.fromkeys(names) if name not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise UnknownRule(
+            f"unknown rule{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+            f"configured rules: {', '.join(repr(k) for k in known) or '(none)'}"
+        )
+    wanted = set(names)
+    return tuple(rule for rule in config.rules if rule.name in wanted)
+
+
+async def run_purge(
+    config: Config,
+    *,
+    rule_names: Sequence[str] | None = None,
+    dry_run: bool | None = None,
+    budget_seconds: float | None = None,
+    now: datetime | None = None,
+    registry: Registry | None = None,
+    progress: Progress | None = None,
+) -> Report:
+    """Run the selected rules once. Raises only for bad input, before any request is sent."""
+    rules = select_rules(config, rule_names)
+    run_dry = config.dry_run if dry_run is None else dry_run
+    budget = budget_seconds if budget_seconds is not None else config.time_budget
+    deadline = time.monotonic() + budget if budget is not None else None
+    now = now or datetime.now(timezone.utc)
+    owned = registry is None
+    if registry is None:
+        from purge.acr import open_registry
+
+        registry = open_registry(config.connection, max_concurrency=config.concurrency)
+    report = Report(registry.login_server, run_dry, datetime.now(timezone.utc))
+    try:
+        run = _Run(
+            registry,
+            report,
+            now=now,
+            deadline=deadline,
+            budget=budget,
+            limiter=asyncio.Semaphore(config.concurrency or DEFAULT_REQUEST_CONCURRENCY),
+            progress=progress or (lambda _message: None),
+        )
+        await run.all_rules(rules, run_dry)
+    finally:
+        if owned:
+            await registry.close()
+    report.finish(datetime.now(timezone.utc))
+    return report
+
+
+@dataclass(frozen=True)
+class _Planned:
+    plan: Plan
+    #: Index digest -> child digests, so the executor deletes an index before its children.
+    children: dict[str, list[str]]
+
+
+def _index_children(snapshot: RepositorySnapshot) -> dict[str, list[str]]:
+    children: dict[str, list[str]] = {}
+    for manifest in snapshot.manifests:
+        kids = list(manifest.references or ())
+        body = snapshot.bodies.get(manifest.digest)
+        if body is not None:
+            kids += [c for c in body.children if c not in kids]
+        if kids:
+            children[manifest.digest] = kids
+    return children
+
+
+class _Run:
+    def __init__(
+        self,
+        registry: Registry,
+        report: Report,
+        *,
+        now: datetime,
+        deadline: float | None,
+        budget: float | None,
+        limiter: Limiter,
+        progress: Progress,
+    ) -> None:
+        self.registry = registry
+        self.report = report
+        self.now = now
+        self.deadline = deadline
+        self.budget = budget
+        self.limiter = limiter
+        self.progress = progress
+
+    def out_of_time(self) -> bool:
+        if self.deadline is None or time.monotonic() < self.deadline:
+            return False
+        self.report.mark_incomplete(f"the time budget of {self.budget:g}s ran out")
+        return True
+
+    async def all_rules(self, rules: Sequence[Rule], run_dry: bool) -> None:
+        try:
+            repositories = [name async for name in self.registry.list_repositories()]
+        except Exception as exc:
+            self.report.add_error("*", "_catalog", describe_failure(exc, "list repositories"))
+            return
+        self.progress(f"{len(repositories)} repositories in {self.registry.login_server}")
+        for rule in rules:
+            if self.out_of_time():
+                return
+            dry = run_dry or rule.dry_run is True
+            self.report.start_rule(rule.name, dry)
+            matching = self._matching(rule, repositories)
+            self.progress(f"rule {rule.name!r}: {len(matching)} repositories match")
+            if rule.max_deletions is not None:
+                await self._guarded_rule(rule, matching, dry)
+            else:
+                await self._for_each(matching, functools.partial(self._stream, rule, dry=dry))
+
+    def _matching(self, rule: Rule, repositories: Sequence[str]) -> list[str]:
+        if not rule.filters:
+            # Only an --untagged-only rule may have no filter: it covers every repository.
+            return list(repositories) if rule.untagged_only else []
+        matching = []
+        for name in repositories:
+            try:
+                if repository_matches(rule, name):
+                    matching.append(name)
+            except Exception as exc:  # a regex timeout: skip (keep) that repository
+                self.report.add_error(name, "filter", f"rule {rule.name!r}: {exc}", rule=rule.name)
+        return matching
+
+    async def _for_each(
+        self, repositories: Sequence[str], work: Callable[[str], Awaitable[None]]
+    ) -> None:
+        """Run `work` per repository, REPOSITORY_CONCURRENCY at a time, none after the deadline."""
+        queue = list(reversed(repositories))
+
+        async def worker() -> None:
+            while queue:
+                if self.out_of_time():
+                    return
+                await work(queue.pop())
+
+        await asyncio.gather(*(worker() for _ in range(min(REPOSITORY_CONCURRENCY, len(queue)))))
+
+    async def _stream(self, rule: Rule, repository: str, *, dry: bool) -> None:
+        planned = await self._plan(rule, repository)
+        if planned is not None:
+            await self._execute(planned, dry)
+
+    async def _guarded_rule(self, rule: Rule, repositories: Sequence[str], dry: bool) -> None:
+        planned: list[_Planned] = []
+
+        async def collect(repository: str) -> None:
+            one = await self._plan(rule, repository)
+            if one is not None:
+                planned.append(one)
+
+        await self._for_each(repositories, collect)
+        plans = [p.plan for p in planned]
+        if not self.report.complete:
+            # Not every repository was planned: the guard cannot judge a partial picture.
+            self.report.add_blocked(plans, rule.name, "the time budget ran out while planning")
+            return
+        reason = planner.check_blast_radius(plans, rule)
+        if reason is not None:
+            self.report.add_blocked(plans, rule.name, reason)
+            self.progress(f"rule {rule.name!r}: blocked: {reason}")
+            return
+        by_repository = {p.plan.repository: p for p in planned}
+
+        async def apply(repository: str) -> None:
+            await self._execute(by_repository[repository], dry)
+
+        await self._for_each(sorted(by_repository), apply)
+
+    async def _plan(self, rule: Rule, repository: str) -> _Planned | None:
+        """List the repository fully, fetch needed bodies, plan. None: nothing may be deleted."""
+        try:
+            tags: list[Tag] = [tag async for tag in self.registry.list_tags(repository)]
+            manifests: list[Manifest] = [
+                manifest async for manifest in self.registry.list_manifests(repository)
+            ]
+        except NotFound:
+            self.progress(f"{repository}: gone since the catalog was listed; nothing to do")
+            return None
+        except Exception as exc:
+            self.report.add_error(
+                repository,
+                "listing",
+                f"{describe_failure(exc, 'list')}; nothing deleted in this repository",
+                rule=rule.name,
+            )
+            return None
+        snapshot = RepositorySnapshot(repository, tuple(tags), tuple(manifests))
+        try:
+            needed = planner.bodies_needed(snapshot, rule, self.now)
+            bodies = await self._fetch_bodies(repository, sorted(needed))
+            snapshot = RepositorySnapshot(repository, snapshot.tags, snapshot.manifests, bodies)
+            plan = planner.plan_repository(snapshot, rule, self.now)
+        except Exception as exc:  # regex timeout or planner failure: keep everything here
+            self.report.add_error(
+                repository,
+                "plan",
+                f"planning failed ({type(exc).__name__}: {exc}); "
+                "nothing deleted in this repository",
+                rule=rule.name,
+            )
+            return None
+        self.progress(
+            f"{repository}: {len(tags)} tags, {len(manifests)} manifests listed; "
+            f"{plan.deletion_count} deletions planned"
+        )
+        return _Planned(plan, _index_children(snapshot))
+
+    async def _fetch_bodies(
+        self, repository: str, digests: Sequence[str]
+    ) -> dict[str, ManifestBody | None]:
+        async def fetch(digest: str) -> tuple[str, ManifestBody | None]:
+            async with self.limiter:
+                try:
+                    return digest, await self.registry.get_manifest(repository, digest)
+                except Exception:  # unreadable: the planner keeps it and what it may reference
+                    return digest, None
+
+        return dict(await asyncio.gather(*map(fetch, digests)))
+
+    async def _execute(self, planned: _Planned, dry: bool) -> None:
+        plan = planned.plan
+        result = await execute(
+            plan,
+            self.registry,
+            dry_run=dry,
+            deadline=self.deadline,
+            limiter=self.limiter,
+            children=planned.children,
+        )
+        self.report.add_result(result)
+        verb = "would delete" if dry else "deleted"
+        self.progress(
+            f"{plan.repository}: {verb} {len(result.done_tags)} tags, "
+            f"{len(result.done_manifests)} manifests, {len(result.errors)} errors"
+        )

@@ -1,0 +1,239 @@
+"""The executor carries out plans exactly: same path dry and real, isolated failures, deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+from purge.executor import execute
+from purge.memory import InMemoryRegistry
+from purge.model import OCI_MANIFEST, Manifest, ManifestBody, Tag
+from purge.planner import ManifestDeletion, Plan, TagDeletion
+from purge.registry import PermissionDenied
+
+NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
+
+
+def digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+def registry_with(count: int, *, delay: float = 0.0) -> InMemoryRegistry:
+    """`count` images in repository `app`, image i tagged `t{i}`."""
+    registry = InMemoryRegistry("test.azurecr.io", delay=delay)
+    for i in range(count):
+        registry.add_manifest("app", Manifest(digest(i), OCI_MANIFEST, NOW, size=100))
+        registry.add_tag("app", Tag(f"t{i}", digest(i), NOW))
+    return registry
+
+
+def tag_plan(indexes: range | list[int]) -> Plan:
+    return Plan(
+        "app",
+        "r",
+        tag_deletions=tuple(TagDeletion(f"t{i}", digest(i), "old") for i in indexes),
+    )
+
+
+async def test_dry_run_and_real_run_report_the_same_items_and_dry_run_changes_nothing() -> None:
+    plan = Plan(
+        "app",
+        "r",
+        tag_deletions=(
+            TagDeletion("t0", digest(0), "old"),
+            TagDeletion("t1", digest(1), "old", removed_with=digest(1)),
+        ),
+        manifest_deletions=(ManifestDeletion(digest(1), ("t1",), 100, "untagged after purge"),),
+    )
+    dry_registry, real_registry = registry_with(3), registry_with(3)
+    dry = await execute(plan, dry_registry, dry_run=True)
+    real = await execute(plan, real_registry, dry_run=False)
+
+    assert [o.deletion for o in dry.done_tags] == [o.deletion for o in real.done_tags]
+    assert [o.deletion for o in dry.done_manifests] == [o.deletion for o in real.done_manifests]
+    assert {o.status for o in dry.tags} == {"would_delete"}
+    assert {o.status for o in real.tags} == {"deleted"}
+    assert dry_registry.mutating_calls() == 0
+    assert dry_registry.tag_names("app") == {"t0", "t1", "t2"}
+    assert real_registry.tag_names("app") == {"t2"}
+    assert real_registry.manifest_digests("app") == {digest(0), digest(2)}
+
+
+async def test_removed_with_items_send_no_request_and_follow_their_manifest() -> None:
+    registry = registry_with(2)
+    registry.add_manifest(
+        "app",
+        Manifest(digest(9), OCI_MANIFEST, NOW),
+        body=ManifestBody(digest(9), OCI_MANIFEST, subject=digest(0)),
+    )
+    plan = Plan(
+        "app",
+        "r",
+        tag_deletions=(TagDeletion("t0", digest(0), "old", removed_with=digest(0)),),
+        manifest_deletions=(
+            ManifestDeletion(digest(0), ("t0",), 100, "old"),
+            ManifestDeletion(digest(9), (), 5, "referrer of deleted", removed_with=digest(0)),
+        ),
+    )
+    result = await execute(plan, registry, dry_run=False)
+    assert registry.log == [("delete_manifest", "app", digest(0))]
+    assert [o.status for o in result.tags] == ["deleted"]
+    assert [o.status for o in result.manifests] == ["deleted", "deleted"]
+    assert registry.manifest_digests("app") == {digest(1)}
+
+
+async def test_removed_with_items_fail_when_their_manifest_fails() -> None:
+    registry = registry_with(1)
+    registry.fail("delete_manifest", error=PermissionDenied("denied", status=403))
+    plan = Plan(
+        "app",
+        "r",
+        tag_deletions=(TagDeletion("t0", digest(0), "old", removed_with=digest(0)),),
+        manifest_deletions=(ManifestDeletion(digest(0), ("t0",), 100, "old"),),
+    )
+    result = await execute(plan, registry, dry_run=False)
+    assert [o.status for o in result.tags] == ["failed"]
+    assert [o.status for o in result.manifests] == ["failed"]
+    assert len(result.errors) == 1
+    assert "AcrDelete" in result.errors[0].error
+    assert result.errors[0].ref == digest(0)
+
+
+async def test_removed_with_a_manifest_outside_the_plan_is_an_error_and_no_request() -> None:
+    registry = registry_with(1)
+    plan = Plan(
+        "app", "r", tag_deletions=(TagDeletion("t0", digest(0), "x", removed_with=digest(7)),)
+    )
+    result = await execute(plan, registry, dry_run=False)
+    assert registry.log == []
+    assert result.tags[0].status == "failed"
+    assert "does not delete" in result.errors[0].error
+
+
+async def test_one_failure_does_not_stop_the_others() -> None:
+    registry = registry_with(5)
+    registry.fail("delete_tag", ref="t2")
+    result = await execute(tag_plan(range(5)), registry, dry_run=False)
+    assert [o.status for o in result.tags] == ["deleted", "deleted", "failed", "deleted", "deleted"]
+    assert [(e.repository, e.ref) for e in result.errors] == [("app", "t2")]
+    assert registry.tag_names("app") == {"t2"}
+    assert result.complete
+
+
+async def test_not_found_on_delete_counts_as_done() -> None:
+    registry = registry_with(1)
+    result = await execute(tag_plan([0, 5]), registry, dry_run=False)
+    assert [o.status for o in result.tags] == ["deleted", "deleted"]
+    assert [o.already_gone for o in result.tags] == [False, True]
+    assert result.errors == ()
+
+
+async def test_unlocks_only_what_it_deletes_just_before_deleting() -> None:
+    registry = registry_with(3)
+    registry.add_tag("app", Tag("locked-tag", digest(0), NOW, write_enabled=False))
+    registry.add_tag("app", Tag("locked-keep", digest(2), NOW, delete_enabled=False))
+    registry.add_manifest("app", Manifest(digest(8), OCI_MANIFEST, NOW, delete_enabled=False))
+    plan = Plan(
+        "app",
+        "r",
+        tag_deletions=(
+            TagDeletion("t0", digest(0), "old", removed_with=digest(0)),
+            TagDeletion("locked-tag", digest(0), "old", unlock=True, removed_with=digest(0)),
+            TagDeletion("t1", digest(1), "old"),
+        ),
+        manifest_deletions=(
+            ManifestDeletion(digest(0), ("t0", "locked-tag"), 1, "old"),
+            ManifestDeletion(digest(8), (), 1, "untagged", unlock=True),
+        ),
+    )
+    dry = await execute(plan, registry, dry_run=True)
+    assert registry.log == [] and len(dry.done_manifests) == 2
+    result = await execute(plan, registry, dry_run=False)
+    assert result.errors == ()
+    calls = [(method, ref) for method, _, ref in registry.log]
+    assert calls.index(("unlock_tag", "locked-tag")) < calls.index(("delete_manifest", digest(0)))
+    assert calls.index(("unlock_manifest", digest(8))) < calls.index(("delete_manifest", digest(8)))
+    assert registry.calls["unlock_tag"] == 1 and registry.calls["unlock_manifest"] == 1
+    assert registry.lock_state("app", "locked-keep") == (False, True)  # never touched
+    assert registry.manifest_digests("app") == {digest(1), digest(2)}
+    assert registry.tag_names("app") == {"t2", "locked-keep"}
+
+
+async def test_failed_unlock_skips_the_delete() -> None:
+    registry = registry_with(1)
+    registry.add_manifest("app", Manifest(digest(8), OCI_MANIFEST, NOW, delete_enabled=False))
+    registry.fail("unlock_manifest", error=PermissionDenied("forbidden", status=403))
+    plan = Plan(
+        "app", "r", manifest_deletions=(ManifestDeletion(digest(8), (), 1, "x", unlock=True),)
+    )
+    result = await execute(plan, registry, dry_run=False)
+    assert registry.calls["delete_manifest"] == 0
+    assert result.manifests[0].status == "failed"
+    assert "unlock" in result.errors[0].error
+
+
+async def test_deletions_run_concurrently_within_the_limiter() -> None:
+    registry = registry_with(12, delay=0.02)
+    started = time.monotonic()
+    await execute(tag_plan(range(12)), registry, dry_run=False, limiter=asyncio.Semaphore(4))
+    assert registry.max_in_flight == 4
+    assert time.monotonic() - started < 12 * 0.02  # faster than one at a time
+
+
+async def test_deadline_stops_new_deletions_and_marks_incomplete() -> None:
+    registry = registry_with(10, delay=0.05)
+    deadline = time.monotonic() + 0.07
+    result = await execute(
+        tag_plan(range(10)),
+        registry,
+        dry_run=False,
+        deadline=deadline,
+        limiter=asyncio.Semaphore(2),
+    )
+    statuses = [o.status for o in result.tags]
+    assert not result.complete
+    assert statuses.count("deleted") == 4  # two waves started before the deadline
+    assert statuses.count("not_started") == 6
+    assert len(registry.tag_names("app")) == 6
+
+
+async def test_deadline_already_passed_in_dry_run_also_starts_nothing() -> None:
+    registry = registry_with(2)
+    result = await execute(tag_plan(range(2)), registry, dry_run=True, deadline=0.0)
+    assert [o.status for o in result.tags] == ["not_started", "not_started"]
+    assert not result.complete
+
+
+def index_plan() -> Plan:
+    """Index 5 (tag t5) over children 3 and 4, all three deleted by the plan."""
+    return Plan(
+        "app",
+        "r",
+        tag_deletions=(TagDeletion("t5", digest(5), "old", removed_with=digest(5)),),
+        manifest_deletions=(
+            ManifestDeletion(digest(3), ("t3",), 1, "child of deleted index"),
+            ManifestDeletion(digest(4), ("t4",), 1, "child of deleted index"),
+            ManifestDeletion(digest(5), ("t5",), 1, "old"),
+        ),
+    )
+
+
+async def test_an_index_is_deleted_before_its_children() -> None:
+    registry = registry_with(6)
+    children = {digest(5): [digest(3), digest(4)]}
+    result = await execute(index_plan(), registry, dry_run=False, children=children)
+    deletes = [ref for method, _, ref in registry.log if method == "delete_manifest"]
+    assert deletes[0] == digest(5) and set(deletes[1:]) == {digest(3), digest(4)}
+    assert {o.status for o in result.manifests} == {"deleted"}
+
+
+async def test_children_are_kept_when_their_index_fails() -> None:
+    registry = registry_with(6)
+    registry.fail("delete_manifest", ref=digest(5))
+    children = {digest(5): [digest(3), digest(4)]}
+    result = await execute(index_plan(), registry, dry_run=False, children=children)
+    assert registry.calls["delete_manifest"] == 1
+    assert {digest(3), digest(4), digest(5)} <= registry.manifest_digests("app")
+    assert [o.status for o in result.manifests] == ["failed", "failed", "failed"]
+    assert sum("its index" in e.error for e in result.errors) == 2
