@@ -151,6 +151,7 @@ class _Run:
             repositories = [name async for name in self.registry.list_repositories()]
         except Exception as exc:
             self.report.add_error("*", "_catalog", describe_failure(exc, "list repositories"))
+            self.report.mark_incomplete("the repository catalog could not be listed")
             return
         self.progress(f"{len(repositories)} repositories in {self.registry.login_server}")
         for rule in rules:
