@@ -440,6 +440,16 @@ class Api:
         if request.method == "HEAD":
             headers["Content-Length"] = str(len(data))
             return web.Response(status=200, headers=headers)
+        # A Range GET answers 206, as ACR's blob storage does (the SDK's download_blob needs it).
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", request.headers.get("Range", "").strip())
+        if wanted:
+            start = int(wanted.group(1))
+            if start >= len(data):
+                headers["Content-Range"] = f"bytes */{len(data)}"
+                return web.Response(status=416, headers=headers)
+            end = min(int(wanted.group(2) or len(data) - 1), len(data) - 1)
+            headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
+            return web.Response(status=206, body=data[start : end + 1], headers=headers)
         return web.Response(body=data, headers=headers)
 
     async def blob_delete(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:

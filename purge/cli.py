@@ -84,7 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=check_config_command)
 
-    demo = commands.add_parser("demo", help="purge a local emulated registry (needs no Azure)")
+    # The demo parses its own options (purge.demo.parse_args): with no prefix characters of its
+    # own here, `demo --json` reaches it whole instead of failing as an unknown option.
+    demo = commands.add_parser(
+        "demo",
+        help="purge a local emulated registry (needs no Azure)",
+        prefix_chars="+",
+        add_help=False,
+    )
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     demo.set_defaults(handler=demo_command)
     return parser

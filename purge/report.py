@@ -9,6 +9,7 @@ not turn into a report of millions of lines; `keptCount` always has the full num
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,9 @@ from rich.table import Table
 
 from purge.executor import ExecutionResult, ItemError
 from purge.planner import Plan
+
+#: A cosign-style tag, `sha256-<64 hex>.sig|.att|.sbom`: shortened in tables to stay readable.
+_COSIGN_TAG = re.compile(r"^(sha256-[0-9a-f]{12})[0-9a-f]{52}(\.[a-z]+)$")
 
 #: Kept entries listed in the report; beyond this only `keptCount` grows.
 MAX_KEPT_ENTRIES = 10_000
@@ -310,13 +314,17 @@ class Report:
         """One table per repository: planned items with their outcome, kept items, errors."""
         rows: dict[str, list[tuple[str, str, str]]] = {name: [] for name in self.repositories}
         for entry in self.plan_entries:
-            ref = entry["ref"] if entry["kind"] == "tag" else _short(entry["ref"])
+            ref = _short_tag(entry["ref"]) if entry["kind"] == "tag" else _short(entry["ref"])
             status = _STATUS_TEXT.get(entry["status"], entry["status"])
             rows.setdefault(entry["repository"], []).append(
                 (status, f"{entry['kind']} {ref}", entry["reason"])
             )
         for kept in self.kept:
-            item = f"tag {kept['tag']}" if "tag" in kept else f"manifest {_short(kept['digest'])}"
+            item = (
+                f"tag {_short_tag(kept['tag'])}"
+                if "tag" in kept
+                else f"manifest {_short(kept['digest'])}"
+            )
             rows.setdefault(kept["repository"], []).append(("kept", item, kept["reason"]))
         for error in self.errors:
             if error["repository"] in rows:
@@ -364,6 +372,11 @@ def human_bytes(count: int) -> str:
 def _short(digest: str) -> str:
     algorithm, _, hexdigits = digest.partition(":")
     return f"{algorithm}:{hexdigits[:12]}" if hexdigits else digest
+
+
+def _short_tag(tag: str) -> str:
+    """A cosign tag `sha256-<64 hex>.sig` shortened for tables; the full name is in the lines."""
+    return _COSIGN_TAG.sub(r"\1…\2", tag)
 
 
 def _iso(moment: datetime) -> str:
