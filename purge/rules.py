@@ -78,6 +78,15 @@ def tag_matches(rule: Rule, repository: str, tag: str) -> bool:
     )
 
 
+def tag_search(filters: Sequence[TagFilter], tag: str) -> bool:
+    """True when any filter's tag pattern finds `tag`, its repository part already matched.
+
+    The planner selects a repository's filters once and then calls this per tag, so that a
+    million tags do not each re-match the repository name.
+    """
+    return any(_run(f.tag.search, tag, f.text) for f in filters)
+
+
 def protected_by(rule: Rule, tag: str) -> str | None:
     """The `--protect` pattern that protects `tag`, if any."""
     for pattern in rule.protect:
