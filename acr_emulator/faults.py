@@ -61,8 +61,17 @@ class Fault:
     drop: bool
     count: int
     delay: float
+    #: Matching requests let through before the fault fires (e.g. fail the second page only).
+    skip: int = 0
 
     def matches(self, method: str, path: str) -> bool:
+        if (
+            self.skip > 0
+            and (self.method == "*" or self.method.upper() == method)
+            and self.path_regex.search(path) is not None
+        ):
+            self.skip -= 1
+            return False
         return (
             self.count > 0
             and (self.method == "*" or self.method.upper() == method)
@@ -88,12 +97,15 @@ class Controls:
         drop: bool = False,
         count: int = 1,
         delay: float = 0.0,
+        skip: int = 0,
     ) -> None:
         if status is None and not drop and delay <= 0:
             raise ValueError("a fault needs a status, drop=True or a delay > 0")
         if status is not None and not 100 <= status <= 599:
             raise ValueError(f"fault status must be an HTTP status 100-599, got {status}")
-        self.faults.append(Fault(method, re.compile(path_regex), status, drop, count, delay))
+        if skip < 0:
+            raise ValueError(f"fault skip must be >= 0 requests, got {skip}")
+        self.faults.append(Fault(method, re.compile(path_regex), status, drop, count, delay, skip))
 
     def remaining_header(self) -> str | None:
         return f"{self.bucket.remaining():.6f}" if self.bucket else None

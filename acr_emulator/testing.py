@@ -199,9 +199,13 @@ class EmulatorServer:
         drop: bool = False,
         count: int = 1,
         delay: float = 0.0,
+        skip: int = 0,
     ) -> None:
+        """Fail the next `count` matching requests, after letting `skip` of them through."""
         self._call(
-            lambda: self.emulator.controls.inject(method, path_regex, status, drop, count, delay)
+            lambda: self.emulator.controls.inject(
+                method, path_regex, status, drop, count, delay, skip
+            )
         )
 
     def clear_faults(self) -> None:

@@ -4,6 +4,9 @@ The service owns the run's shape and its failure boundaries: one catalog listing
 repository whose listing fails or is partial gets no deletions (and an error), while the others go
 on (acr purge aborts everything instead); a rule with --max-deletions plans everything before
 deleting anything. Repositories run concurrently, each worker holding one repository's listing.
+Just before a repository's deletions the newest tags are read again: if a tag was pushed, moved or
+retagged since the listing, the repository is planned again from a fresh listing (a plan is never
+carried out on the strength of a stale listing; see docs/security.md for the remaining window).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from purge import planner
 from purge.executor import Limiter, describe_failure, execute
-from purge.model import ManifestBody, RepositorySnapshot
+from purge.model import ManifestBody, RepositorySnapshot, Tag
 from purge.planner import Plan
 from purge.registry import NotFound, Registry
 from purge.report import Report
@@ -27,13 +30,17 @@ from purge.rules import Rule, repository_matches
 from purge.settings import Config
 
 if TYPE_CHECKING:
-    from purge.model import Manifest, Tag
+    from purge.model import Manifest
 
 #: Repositories processed at once; each holds one repository's listing in memory.
 REPOSITORY_CONCURRENCY = 8
-#: Concurrent registry requests (deletes, manifest GETs) when the config sets none; the ACR
-#: client also adapts its own rate to 429s.
-DEFAULT_REQUEST_CONCURRENCY = 16
+#: Concurrent registry requests (deletes, manifest GETs) when the config sets none. The ACR
+#: client adapts its own limit (to 429s and the rate-limit header) below its ceiling, so this
+#: matches purge.throttle.DEFAULT_CEILING: at 16 it capped throughput (benchmarks/README.md).
+DEFAULT_REQUEST_CONCURRENCY = 32
+#: Fresh listings a repository gets when its tags keep changing under the plan; then it is
+#: skipped (with an error) until the next run.
+MAX_REPLANS = 2
 
 Progress = Callable[[str], None]
 
@@ -106,6 +113,41 @@ class _Planned:
     plan: Plan
     #: Index digest -> child digests, so the executor deletes an index before its children.
     children: dict[str, list[str]]
+    #: The tags the plan was made from, to tell whether they changed before deleting.
+    tags: tuple[Tag, ...] = ()
+
+
+class _TagsChanged(Exception):
+    """A tag was pushed, moved or deleted between the listing and the deletions."""
+
+
+async def _check_tags_unchanged(registry: Registry, repository: str, listed: Sequence[Tag]) -> None:
+    """Re-read the newest tags (`orderby=timedesc`) and raise _TagsChanged on any difference.
+
+    A push or move gives a tag a lastUpdateTime at least as new as the newest one listed, so it
+    shows among the first entries: reading stops at the first tag older than that, which is
+    normally the first page. A tag that disappeared is only noticed among those entries; that
+    is harmless, as deleting something already gone is a no-op.
+    """
+    known = {tag.name: tag for tag in listed}
+    times = [tag.last_updated for tag in listed if tag.last_updated is not None]
+    newest = max(times) if times else None
+    seen: set[str] = set()
+    async for tag in registry.list_tags(repository):
+        if newest is not None and tag.last_updated is not None and tag.last_updated < newest:
+            break
+        before = known.get(tag.name)
+        if before is None or (before.digest, before.last_updated) != (
+            tag.digest,
+            tag.last_updated,
+        ):
+            raise _TagsChanged(f"tag {tag.name!r} was pushed or moved since the listing")
+        seen.add(tag.name)
+    recent = {
+        name for name, tag in known.items() if newest is not None and tag.last_updated == newest
+    }
+    if not recent <= seen:
+        raise _TagsChanged(f"tag {sorted(recent - seen)[0]!r} changed since the listing")
 
 
 def _index_children(snapshot: RepositorySnapshot) -> dict[str, list[str]]:
@@ -194,9 +236,31 @@ class _Run:
         await asyncio.gather(*(worker() for _ in range(min(REPOSITORY_CONCURRENCY, len(queue)))))
 
     async def _stream(self, rule: Rule, repository: str, *, dry: bool) -> None:
-        planned = await self._plan(rule, repository)
-        if planned is not None:
-            await self._execute(planned, dry)
+        for attempt in range(MAX_REPLANS + 1):
+            planned = await self._plan(rule, repository)
+            if planned is None:
+                return
+            if await self._unchanged(planned, last_try=attempt == MAX_REPLANS):
+                await self._execute(planned, dry)
+                return
+            self.progress(f"{repository}: tags changed while planning; listing it again")
+
+    async def _unchanged(self, planned: _Planned, *, last_try: bool = True) -> bool:
+        """True when the plan's tags still stand; else an error is reported if `last_try`."""
+        plan = planned.plan
+        if not plan.deletion_count:
+            return True
+        try:
+            await _check_tags_unchanged(self.registry, plan.repository, planned.tags)
+            return True
+        except _TagsChanged as exc:
+            reason = f"{exc}; nothing deleted in this repository, it is retried on the next run"
+        except Exception as exc:
+            reason = f"{describe_failure(exc, 'verify tags')}; nothing deleted in this repository"
+            last_try = True
+        if last_try:
+            self.report.add_error(plan.repository, "verify", reason, rule=plan.rule)
+        return False
 
     async def _guarded_rule(self, rule: Rule, repositories: Sequence[str], dry: bool) -> None:
         planned: list[_Planned] = []
@@ -220,7 +284,9 @@ class _Run:
         by_repository = {p.plan.repository: p for p in planned}
 
         async def apply(repository: str) -> None:
-            await self._execute(by_repository[repository], dry)
+            # The guard judged these plans: a changed repository is skipped, not planned again.
+            if await self._unchanged(by_repository[repository]):
+                await self._execute(by_repository[repository], dry)
 
         await self._for_each(sorted(by_repository), apply)
 
@@ -261,7 +327,7 @@ class _Run:
             f"{repository}: {len(tags)} tags, {len(manifests)} manifests listed; "
             f"{plan.deletion_count} deletions planned"
         )
-        return _Planned(plan, _index_children(snapshot))
+        return _Planned(plan, _index_children(snapshot), snapshot.tags)
 
     async def _fetch_bodies(
         self, repository: str, digests: Sequence[str]
