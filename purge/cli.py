@@ -252,7 +252,12 @@ def check_config_command(ns: argparse.Namespace) -> int:
     from purge.settings import describe_config, load_settings, load_settings_file
 
     try:
-        config = load_settings_file(ns.settings) if ns.settings else load_settings(os.environ)
+        # check-config validates what the function app will run, and its timer needs a schedule.
+        config = (
+            load_settings_file(ns.settings, require_schedule=True)
+            if ns.settings
+            else load_settings(os.environ, require_schedule=True)
+        )
     except ConfigError as exc:
         print(f"invalid configuration ({len(exc.errors)} problems):", file=sys.stderr)
         for error in exc.errors:
