@@ -364,3 +364,22 @@ def load(
     for name, spec in repos.items():
         builder.build_repo(name, spec)
     return registry
+
+
+def manifest_digests(scenario: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """repository -> manifest id -> digest, as loading `scenario` builds them.
+
+    Bodies are deterministic (repository + id), so a throwaway build names the digests a served
+    registry holds: tests use it to write expectations by id instead of by digest.
+    """
+    registry = Registry()
+    builder = _Builder(registry, registry.now())
+    result: dict[str, dict[str, str]] = {}
+    for name, spec in (scenario.get("repositories") or {}).items():
+        repo = registry.ensure_repo(name, registry.now())
+        ids = {m["id"]: (m, f"{name}.manifests[{i}]") for i, m in enumerate(spec["manifests"])}
+        built: dict[str, str] = {}
+        for mid in ids:
+            builder.build_manifest(repo, mid, ids, built, ())
+        result[name] = built
+    return result
