@@ -25,6 +25,7 @@ from azure.containerregistry.aio import ContainerRegistryClient
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, SansIOHTTPPolicy
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import AsyncHttpResponse, HttpRequest
 
 from purge.credentials import TokenBroker, parse_challenge, token_source
@@ -253,6 +254,26 @@ class BoundedRetryPolicy(AsyncRetryPolicy):  # type: ignore[type-arg]
         return None if value is None else min(float(value), MAX_RETRY_AFTER)
 
 
+class SharedSslTransport(AioHttpTransport):  # type: ignore[misc]
+    """azure-core's aiohttp transport, building the SSL context for a CA file once.
+
+    Stock azure-core builds a new `ssl.SSLContext` from `connection_verify` on every request;
+    aiohttp keys pooled connections by context, so no connection was ever reused: one TLS
+    handshake per request, and idle connections piling up (about 2 GB of RSS on each side for
+    17,000 requests against the emulator). One context per (cert, verify) restores keep-alive.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ssl_contexts: dict[tuple[Any, Any], Any] = {}
+
+    def _build_ssl_config(self, cert: Any, verify: Any) -> Any:
+        key = (cert, verify)
+        if key not in self._ssl_contexts:
+            self._ssl_contexts[key] = super()._build_ssl_config(cert, verify)
+        return self._ssl_contexts[key]
+
+
 # ---------------------------------------------------------------- JSON -> model
 
 
@@ -435,6 +456,7 @@ class AcrRegistry:
         }
         if connection.ca_file:
             kwargs["connection_verify"] = connection.ca_file
+            kwargs["transport"] = SharedSslTransport(connection_verify=connection.ca_file)
         kwargs.update(client_kwargs)
         # No credential for the SDK: the broker alone holds it, so the SDK's own challenge
         # policy can never send an Azure AD token anywhere.
