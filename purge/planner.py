@@ -36,7 +36,7 @@ from purge.model import (
 from purge.rules import MatchTimeout, Rule, TagFilter, protected_by, repository_matches
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TagDeletion:
     tag: str
     digest: str
@@ -49,7 +49,7 @@ class TagDeletion:
     removed_with: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ManifestDeletion:
     digest: str
     tags: tuple[str, ...]
@@ -61,7 +61,7 @@ class ManifestDeletion:
     removed_with: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Keep:
     kind: Literal["tag", "manifest"]
     ref: str  # tag name or digest

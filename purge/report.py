@@ -2,8 +2,9 @@
 
 `to_dict()` is the stable JSON shape of DESIGN.md section 1 (the HTTP answer, `--output json`
 and the timer log): its field names are never renamed, only added to. In a dry run `deleted`
-lists what would be deleted. Kept items are capped so that a registry of millions of tags does
-not turn into a report of millions of lines; `keptCount` always has the full number.
+lists what would be deleted. Kept items and listed deletions are capped so that a registry of
+millions of tags does not turn into a report of millions of lines; `keptCount` and `totals`
+always have the full numbers.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ from rich.console import Console
 from rich.table import Table
 
 from purge.executor import ExecutionResult, ItemError
-from purge.planner import Plan
+from purge.planner import ManifestDeletion, Plan, TagDeletion
 
 #: A cosign-style tag, `sha256-<64 hex>.sig|.att|.sbom`: shortened in tables to stay readable.
 _COSIGN_TAG = re.compile(r"^(sha256-[0-9a-f]{12})[0-9a-f]{52}(\.[a-z]+)$")
 
 #: Kept entries listed in the report; beyond this only `keptCount` grows.
 MAX_KEPT_ENTRIES = 10_000
+#: Planned deletions listed in the report (`deleted`, `plan`, the text); beyond this only the
+#: totals grow, and `deletedTruncated` says so. A dry run over a million tags would otherwise
+#: hold (and log) a million entries; the totals stay exact whatever the size.
+MAX_LISTED_DELETIONS = 50_000
 
 _STATUS_TEXT = {
     "deleted": "deleted",
@@ -34,6 +39,22 @@ _STATUS_TEXT = {
     "not_started": "not started (time budget)",
     "blocked": "blocked (max deletions)",
 }
+
+
+#: Outcomes that count as deleted (in a dry run: would be deleted).
+_DONE = ("deleted", "would_delete")
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One planned deletion and what became of it (the plan's own object, not a copy)."""
+
+    repository: str
+    rule: str
+    item: TagDeletion | ManifestDeletion
+    status: str
+    dry_run: bool
+    already_gone: bool
 
 
 @dataclass
@@ -64,12 +85,18 @@ class Report:
     started_at: datetime
     finished_at: datetime | None = None
     complete: bool = True
-    deleted_tags: list[dict[str, Any]] = field(default_factory=list)
-    deleted_manifests: list[dict[str, Any]] = field(default_factory=list)
     kept: list[dict[str, Any]] = field(default_factory=list)
     kept_count: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-    plan_entries: list[dict[str, Any]] = field(default_factory=list)
+    #: Every planned deletion with its outcome, as compact records: a dry run over a million
+    #: tags plans a million deletions, and dicts per entry cost kilobytes each.
+    entries: list[_Entry] = field(default_factory=list)
+    #: Planned deletions not listed because of MAX_LISTED_DELETIONS.
+    unlisted: int = 0
+    tags_deleted: int = 0
+    manifests_deleted: int = 0
+    #: (kind, dry run) -> count of done deletions, for acr purge's "Number of ..." lines.
+    done: dict[tuple[str, bool], int] = field(default_factory=dict)
     bytes_freed: int = 0
     rules: dict[str, _RuleSummary] = field(default_factory=dict)
     repositories: dict[str, _RepositoryCounts] = field(default_factory=dict)
@@ -125,7 +152,7 @@ class Report:
             summary.planned += plan.deletion_count
             self.add_kept(plan)
             self.add_planning_errors(plan)
-            self._add_plan_entries(plan, summary.dry_run, {}, "blocked")
+            self._add_entries(plan, summary.dry_run, {}, "blocked")
 
     def add_result(self, result: ExecutionResult) -> None:
         """Record one repository's executed (or dry-run) plan."""
@@ -138,46 +165,25 @@ class Report:
         self.add_planning_errors(plan)
         for error in result.errors:
             self._add_item_error(error, plan.rule)
-        statuses: dict[int, str] = {}
+        outcomes: dict[int, tuple[str, bool]] = {}
         for tag in result.tags:
-            statuses[id(tag.deletion)] = tag.status
-            if tag.status in ("deleted", "would_delete"):
-                d = tag.deletion
-                self.deleted_tags.append(
-                    {
-                        "repository": plan.repository,
-                        "tag": d.tag,
-                        "digest": d.digest,
-                        "reason": d.reason,
-                        "rule": plan.rule,
-                        "dryRun": result.dry_run,
-                        "alreadyGone": tag.already_gone,
-                    }
-                )
+            outcomes[id(tag.deletion)] = (tag.status, tag.already_gone)
+            if tag.status in _DONE:
                 summary.tags_deleted += 1
                 counts.tags_deleted += 1
+                self.tags_deleted += 1
+                self._count_done("tag", result.dry_run)
         for manifest in result.manifests:
-            statuses[id(manifest.deletion)] = manifest.status
-            if manifest.status in ("deleted", "would_delete"):
-                m = manifest.deletion
-                self.deleted_manifests.append(
-                    {
-                        "repository": plan.repository,
-                        "digest": m.digest,
-                        "tags": list(m.tags),
-                        "size": m.size,
-                        "reason": m.reason,
-                        "rule": plan.rule,
-                        "dryRun": result.dry_run,
-                        "alreadyGone": manifest.already_gone,
-                    }
-                )
+            outcomes[id(manifest.deletion)] = (manifest.status, manifest.already_gone)
+            if manifest.status in _DONE:
                 summary.manifests_deleted += 1
                 counts.manifests_deleted += 1
-                freed = 0 if manifest.already_gone else (m.size or 0)
+                self.manifests_deleted += 1
+                self._count_done("manifest", result.dry_run)
+                freed = 0 if manifest.already_gone else (manifest.deletion.size or 0)
                 counts.bytes_freed += freed
                 self.bytes_freed += freed
-        self._add_plan_entries(plan, result.dry_run, statuses, None)
+        self._add_entries(plan, result.dry_run, outcomes, None)
         if not result.complete:
             self.mark_incomplete("the time budget ran out before every deletion started")
 
@@ -193,12 +199,12 @@ class Report:
             "complete": self.complete,
             "startedAt": _iso(self.started_at),
             "finishedAt": _iso(self.finished_at) if self.finished_at else None,
-            "deleted": {"tags": list(self.deleted_tags), "manifests": list(self.deleted_manifests)},
+            "deleted": {"tags": self.deleted_tags, "manifests": self.deleted_manifests},
             "kept": list(self.kept),
             "errors": list(self.errors),
             "totals": {
-                "tagsDeleted": len(self.deleted_tags),
-                "manifestsDeleted": len(self.deleted_manifests),
+                "tagsDeleted": self.tags_deleted,
+                "manifestsDeleted": self.manifests_deleted,
                 "bytesFreed": self.bytes_freed,
                 "errors": len(self.errors),
             },
@@ -206,6 +212,8 @@ class Report:
             "incompleteReason": self.incomplete_reason,
             "keptCount": self.kept_count,
             "keptTruncated": self.kept_count > len(self.kept),
+            "deletedTruncated": self.unlisted > 0,
+            "unlistedDeletions": self.unlisted,
             "rules": [
                 {
                     "name": r.name,
@@ -229,7 +237,7 @@ class Report:
                 }
                 for name, c in sorted(self.repositories.items())
             },
-            "plan": list(self.plan_entries),
+            "plan": self.plan_entries,
         }
 
     def summary_line(self) -> str:
@@ -237,7 +245,7 @@ class Report:
         state = "complete" if self.complete else "INCOMPLETE (run again to continue)"
         return (
             f"purge {self.registry} ({'dry run' if self.dry_run else 'real run'}): {verb} "
-            f"{len(self.deleted_tags)} tags and {len(self.deleted_manifests)} manifests, "
+            f"{self.tags_deleted} tags and {self.manifests_deleted} manifests, "
             f"up to {human_bytes(self.bytes_freed)} freed, kept {self.kept_count}, "
             f"{len(self.errors)} errors, {state}"
         )
@@ -278,37 +286,79 @@ class Report:
     def _add_item_error(self, error: ItemError, rule: str) -> None:
         self.add_error(error.repository, error.ref, error.error, rule=rule)
 
-    def _add_plan_entries(
-        self, plan: Plan, dry_run: bool, statuses: dict[int, str], default: str | None
+    def _add_entries(
+        self,
+        plan: Plan,
+        dry_run: bool,
+        outcomes: dict[int, tuple[str, bool]],
+        default: str | None,
     ) -> None:
-        for t in plan.tag_deletions:
-            self.plan_entries.append(
-                {
-                    "repository": plan.repository,
-                    "rule": plan.rule,
-                    "kind": "tag",
-                    "ref": t.tag,
-                    "digest": t.digest,
-                    "reason": t.reason,
-                    "removedWith": t.removed_with,
-                    "status": default or statuses.get(id(t), "not_started"),
-                    "dryRun": dry_run,
-                }
+        items: list[TagDeletion | ManifestDeletion] = [*plan.tag_deletions]
+        items += plan.manifest_deletions
+        for item in items:
+            if len(self.entries) >= MAX_LISTED_DELETIONS:
+                self.unlisted += 1
+                continue
+            status, gone = outcomes.get(id(item), ("not_started", False))
+            self.entries.append(
+                _Entry(plan.repository, plan.rule, item, default or status, dry_run, gone)
             )
-        for m in plan.manifest_deletions:
-            self.plan_entries.append(
-                {
-                    "repository": plan.repository,
-                    "rule": plan.rule,
-                    "kind": "manifest",
-                    "ref": m.digest,
-                    "digest": m.digest,
-                    "reason": m.reason,
-                    "removedWith": m.removed_with,
-                    "status": default or statuses.get(id(m), "not_started"),
-                    "dryRun": dry_run,
-                }
-            )
+
+    def _count_done(self, kind: str, dry_run: bool) -> None:
+        self.done[(kind, dry_run)] = self.done.get((kind, dry_run), 0) + 1
+
+    @property
+    def deleted_tags(self) -> list[dict[str, Any]]:
+        """`deleted.tags` of the JSON report: deleted, or in a dry run to be deleted."""
+        return [
+            {
+                "repository": e.repository,
+                "tag": e.item.tag,
+                "digest": e.item.digest,
+                "reason": e.item.reason,
+                "rule": e.rule,
+                "dryRun": e.dry_run,
+                "alreadyGone": e.already_gone,
+            }
+            for e in self.entries
+            if isinstance(e.item, TagDeletion) and e.status in _DONE
+        ]
+
+    @property
+    def deleted_manifests(self) -> list[dict[str, Any]]:
+        """`deleted.manifests` of the JSON report."""
+        return [
+            {
+                "repository": e.repository,
+                "digest": e.item.digest,
+                "tags": list(e.item.tags),
+                "size": e.item.size,
+                "reason": e.item.reason,
+                "rule": e.rule,
+                "dryRun": e.dry_run,
+                "alreadyGone": e.already_gone,
+            }
+            for e in self.entries
+            if isinstance(e.item, ManifestDeletion) and e.status in _DONE
+        ]
+
+    @property
+    def plan_entries(self) -> list[dict[str, Any]]:
+        """`plan` of the JSON report: every planned deletion with its outcome."""
+        return [
+            {
+                "repository": e.repository,
+                "rule": e.rule,
+                "kind": "tag" if isinstance(e.item, TagDeletion) else "manifest",
+                "ref": e.item.tag if isinstance(e.item, TagDeletion) else e.item.digest,
+                "digest": e.item.digest,
+                "reason": e.item.reason,
+                "removedWith": e.item.removed_with,
+                "status": e.status,
+                "dryRun": e.dry_run,
+            }
+            for e in self.entries
+        ]
 
     def _repository_tables(self) -> list[Table]:
         """One table per repository: planned items with their outcome, kept items, errors."""
@@ -344,19 +394,25 @@ class Report:
         for dry in (True, False):
             tags = [t for t in self.deleted_tags if t["dryRun"] is dry]
             manifests = [m for m in self.deleted_manifests if m["dryRun"] is dry]
-            if dry and not (tags or manifests) and not self.dry_run:
+            tag_count = self.done.get(("tag", dry), 0)
+            manifest_count = self.done.get(("manifest", dry), 0)
+            if dry and not (tag_count or manifest_count) and not self.dry_run:
                 continue
-            if not dry and self.dry_run and not (tags or manifests):
+            if not dry and self.dry_run and not (tag_count or manifest_count):
                 continue
             prefix = "Would delete: " if dry else "Deleted "
             lines += [f"{prefix}{self.registry}/{t['repository']}:{t['tag']}" for t in tags]
             lines += [f"{prefix}{self.registry}/{m['repository']}@{m['digest']}" for m in manifests]
+            if self.unlisted:
+                lines.append(
+                    f"(the report lists the first {MAX_LISTED_DELETIONS} planned deletions)"
+                )
             if dry:
-                lines.append(f"Number of tags to be deleted: {len(tags)}")
-                lines.append(f"Number of manifests to be deleted: {len(manifests)}")
+                lines.append(f"Number of tags to be deleted: {tag_count}")
+                lines.append(f"Number of manifests to be deleted: {manifest_count}")
             else:
-                lines.append(f"Number of deleted tags: {len(tags)}")
-                lines.append(f"Number of deleted manifests: {len(manifests)}")
+                lines.append(f"Number of deleted tags: {tag_count}")
+                lines.append(f"Number of deleted manifests: {manifest_count}")
         return "\n".join(lines)
 
 

@@ -148,3 +148,22 @@ def test_human_bytes() -> None:
     assert human_bytes(512) == "512 B"
     assert human_bytes(1536) == "1.5 KiB"
     assert human_bytes(5 * 1024**4) == "5.0 TiB"
+
+
+async def test_listed_deletions_are_capped_but_totals_stay_exact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(report_module, "MAX_LISTED_DELETIONS", 2)
+    data = (await make_report(dry_run=True)).to_dict()
+    assert len(data["plan"]) == 2 and data["unlistedDeletions"] == 1
+    assert data["deletedTruncated"] is True
+    assert data["totals"]["tagsDeleted"] == 2 and data["totals"]["manifestsDeleted"] == 1
+    text = (await make_report(dry_run=True)).render_text()
+    assert "Number of tags to be deleted: 2" in text
+    assert "Number of manifests to be deleted: 1" in text
+    assert "lists the first 2 planned deletions" in text
+
+
+async def test_a_small_report_is_not_truncated() -> None:
+    data = (await make_report(dry_run=False)).to_dict()
+    assert data["deletedTruncated"] is False and data["unlistedDeletions"] == 0
