@@ -44,6 +44,11 @@ RETRY_BACKOFF_MAX = 8.0
 MAX_RETRY_AFTER = 30.0
 #: Wall-clock bound for one operation including its retries.
 OPERATION_TIMEOUT = 120
+#: Seconds to connect, and to wait for each read. azure-core's default is 300 s for both: a
+#: registry that accepts a request and never answers would hold one operation past the HTTP
+#: trigger's 230 s limit. A timed-out read is a failed attempt, retried within RETRY_TOTAL.
+CONNECTION_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
 _CHALLENGE_KEY = "purge_acr_challenge"
 
 
@@ -454,9 +459,13 @@ class AcrRegistry:
             ),
             "permit_redirects": False,
         }
+        transport: dict[str, Any] = {
+            "connection_timeout": CONNECTION_TIMEOUT,
+            "read_timeout": READ_TIMEOUT,
+        }
         if connection.ca_file:
-            kwargs["connection_verify"] = connection.ca_file
-            kwargs["transport"] = SharedSslTransport(connection_verify=connection.ca_file)
+            kwargs["connection_verify"] = transport["connection_verify"] = connection.ca_file
+        kwargs["transport"] = SharedSslTransport(**transport)
         kwargs.update(client_kwargs)
         # No credential for the SDK: the broker alone holds it, so the SDK's own challenge
         # policy can never send an Azure AD token anywhere.

@@ -111,6 +111,13 @@ class _Run:
         self.complete = True
         #: Outcome of each manifest that got a request of its own: digest -> (status, gone).
         self.manifest_status: dict[str, tuple[Status, bool]] = {}
+        self._removed_with: dict[str, str | None] | None = None
+
+    def removed_with(self) -> dict[str, str | None]:
+        """Manifest digest -> the digest whose delete removes it; built once per plan."""
+        if self._removed_with is None:
+            self._removed_with = {d.digest: d.removed_with for d in self.plan.manifest_deletions}
+        return self._removed_with
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -275,7 +282,7 @@ def _own_outcome(run: _Run, deletion: ManifestDeletion) -> ManifestOutcome:
 
 def _root_status(run: _Run, digest: str, ref: str) -> Status:
     """Status of the manifest whose delete removes `digest`, following removed_with chains."""
-    removed_with = {d.digest: d.removed_with for d in run.plan.manifest_deletions}
+    removed_with = run.removed_with()
     seen: set[str] = set()
     while digest not in run.manifest_status:
         parent = removed_with.get(digest)

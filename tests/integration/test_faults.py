@@ -15,9 +15,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from azure.core.pipeline.transport import AioHttpTransport
 
 from acr_emulator.testing import EmulatorServer
+from purge import acr as acr_module
 from purge.acr import RETRY_TOTAL, AcrRegistry, BoundedRetryPolicy
 from purge.service import run_purge
 from purge.settings import Config, Connection, load_settings
@@ -249,14 +249,15 @@ async def test_a_failed_catalog_stops_cleanly_and_deletes_nothing(
 
 
 async def test_responses_slower_than_the_client_timeout(
-    emu: EmulatorServer, checked: Checked
+    emu: EmulatorServer, checked: Checked, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     emu.reset_log()
     # alpha: one slow answer (retried after the timeout); beta: always too slow (gives up)
     emu.inject_fault(method="GET", path_regex=r"/alpha/_manifests$", status=None, delay=1.2)
     emu.inject_fault(method="GET", path_regex=r"/beta/_tags$", status=None, delay=1.2, count=100)
-    transport = AioHttpTransport(connection_verify=emu.ca_file, read_timeout=0.3)
-    registry = AcrRegistry(connection(emu), transport=transport)
+    # The engine's own transport and read timeout (60 s in production), made short here.
+    monkeypatch.setattr(acr_module, "READ_TIMEOUT", 0.3)
+    registry = AcrRegistry(connection(emu))
     started = time.monotonic()
     report = (await run_purge(config(emu), dry_run=False, registry=registry)).to_dict()
     await registry.close()
