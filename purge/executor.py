@@ -112,6 +112,10 @@ class _Run:
         #: Outcome of each manifest that got a request of its own: digest -> (status, gone).
         self.manifest_status: dict[str, tuple[Status, bool]] = {}
         self._removed_with: dict[str, str | None] | None = None
+        #: action -> the first refusal (401/403) of it in this repository. A missing role is
+        #: missing for every item: later items starting with that action are not sent.
+        self.denied: dict[str, str] = {}
+        self.not_attempted = 0
 
     def removed_with(self) -> dict[str, str | None]:
         """Manifest digest -> the digest whose delete removes it; built once per plan."""
@@ -138,6 +142,9 @@ class _Run:
                 return "not_started", False
             if self.dry_run:
                 return "would_delete", False
+            if steps[0][0] in self.denied:
+                self.not_attempted += 1
+                return "failed", False
             for index, (action, call) in enumerate(steps):
                 is_delete = index == len(steps) - 1
                 try:
@@ -146,6 +153,10 @@ class _Run:
                     if is_delete:
                         return "deleted", True
                     continue  # unlocking something already gone: the delete will say 404 too
+                except PermissionDenied as exc:
+                    self.denied.setdefault(action, describe_failure(exc, action))
+                    self.error(ref, exc, action)
+                    return "failed", False
                 except Exception as exc:  # one item's failure must not stop the others
                     self.error(ref, exc, action)
                     return "failed", False
@@ -205,6 +216,16 @@ async def execute(
     own_manifests = [d for d in plan.manifest_deletions if d.removed_with is None]
     await _delete_parents_first(run, own_manifests, children or {}, delete_manifest)
 
+    if run.not_attempted:
+        refusals = "; ".join(sorted(set(run.denied.values())))
+        run.errors.append(
+            ItemError(
+                repo,
+                "*",
+                f"{run.not_attempted} more deletions in this repository not attempted after "
+                f"{refusals}",
+            )
+        )
     manifest_outcomes = [
         _manifest_outcome(run, d) if d.removed_with is not None else _own_outcome(run, d)
         for d in plan.manifest_deletions

@@ -237,3 +237,19 @@ async def test_children_are_kept_when_their_index_fails() -> None:
     assert {digest(3), digest(4), digest(5)} <= registry.manifest_digests("app")
     assert [o.status for o in result.manifests] == ["failed", "failed", "failed"]
     assert sum("its index" in e.error for e in result.errors) == 2
+
+
+async def test_a_refused_delete_stops_sending_the_same_refused_request_in_that_repository() -> None:
+    """An identity without AcrDelete is refused for every item: ask once, not once per item."""
+    registry = registry_with(20)
+    registry.fail("delete_tag", error=PermissionDenied("denied", status=403), times=100)
+    result = await execute(
+        tag_plan(range(20)), registry, dry_run=False, limiter=asyncio.Semaphore(1)
+    )
+    assert {o.status for o in result.tags} == {"failed"}
+    assert registry.tag_names("app") == {f"t{i}" for i in range(20)}
+    assert registry.calls["delete_tag"] == 1
+    [first, summary] = result.errors
+    assert "AcrDelete" in first.error
+    assert summary.ref == "*" and summary.error.startswith("19 more deletions")
+    assert "AcrDelete" in summary.error
