@@ -7,11 +7,12 @@ that says what is wrong, rather than a silently ignored option that turns into a
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from purge.rules import closest, json_type
 
 #: Bodies above this are refused before parsing: a legitimate request is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -76,7 +77,7 @@ def parse_purge_request(
     if not isinstance(data, dict):
         raise BadRequest(
             "request body must be a JSON object",
-            [f'got a JSON {_json_type(data)}; send e.g. {{"dryRun": true, "rules": ["name"]}}'],
+            [f'got a JSON {json_type(data)}; send e.g. {{"dryRun": true, "rules": ["name"]}}'],
         )
     problems = [_unknown_key_message(key) for key in data if key not in ALLOWED_KEYS]
     dry_run = data.get("dryRun", True)
@@ -159,30 +160,14 @@ def _parse_rule_names(value: Any) -> tuple[tuple[str, ...] | None, list[str]]:
 
 
 def _unknown_key_message(key: str) -> str:
-    message = f"unknown key {key!r}"
-    by_lower = {allowed.lower(): allowed for allowed in ALLOWED_KEYS}
-    close = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
-    if close:
-        message += f" (did you mean {by_lower[close[0]]!r}?)"
-    return f"{message}; allowed keys: {', '.join(ALLOWED_KEYS)}"
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    """Suggest the key meant (case and typos: `dryrun`), and always list the allowed keys."""
+    choice = closest(key, ALLOWED_KEYS)
+    hint = f" (did you mean {choice!r}?)" if choice else ""
+    return f"unknown key {key!r}{hint}; allowed keys: {', '.join(ALLOWED_KEYS)}"
 
 
 def _describe(value: Any) -> str:
     shown = json.dumps(value)
     if len(shown) > 40:
         shown = shown[:37] + "..."
-    return f"{_json_type(value)} {shown}"
+    return f"{json_type(value)} {shown}"

@@ -516,14 +516,20 @@ def duplicate_name_problems(rules: Sequence[Rule]) -> list[str]:
     ]
 
 
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
+def closest(word: str, choices: Sequence[str]) -> str | None:
+    """The choice `word` most likely meant (typos, then case), or None when nothing is close."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in choices}
-        close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-        close = [lowered[c] for c in close]
-    return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(choices)})"
+    if close:
+        return close[0]
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
+
+
+def did_you_mean(word: str, choices: Sequence[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or the allowed choices when none is close."""
+    choice = closest(word, choices)
+    return f" (did you mean {choice!r}?)" if choice else f" (allowed: {', '.join(choices)})"
 
 
 def json_type(value: Any) -> str:

@@ -12,7 +12,6 @@ carried out on the strength of a stale listing; see docs/security.md for the rem
 from __future__ import annotations
 
 import asyncio
-import difflib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,7 +25,7 @@ from purge.model import ManifestBody, RepositorySnapshot, Tag
 from purge.planner import Plan
 from purge.registry import NotFound, Registry
 from purge.report import Report
-from purge.rules import Rule, repository_matches
+from purge.rules import Rule, closest, repository_matches
 from purge.settings import Config
 
 if TYPE_CHECKING:
@@ -58,8 +57,8 @@ def select_rules(config: Config, names: Sequence[str] | None) -> tuple[Rule, ...
     if unknown:
         hints = []
         for name in unknown:
-            close = difflib.get_close_matches(name, known, n=1)
-            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            choice = closest(name, known)
+            hints.append(f"{name!r}" + (f" (did you mean {choice!r}?)" if choice else ""))
         raise UnknownRule(
             f"unknown rule{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
             f"configured rules: {', '.join(repr(k) for k in known) or '(none)'}"

@@ -14,25 +14,8 @@ import pytest
 import function_app
 from acr_emulator.testing import EmulatorServer
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
+from tests.function.support import SCENARIO, set_app_settings
 
-SCENARIO: dict[str, Any] = {
-    "repositories": {
-        "app": {
-            "manifests": [
-                {"id": "old1", "kind": "image", "updated": "-40d", "tags": ["old1"]},
-                {"id": "old2", "kind": "image", "updated": "-35d", "tags": ["old2"]},
-                {"id": "new", "kind": "image", "updated": "-1d", "tags": ["new"]},
-            ]
-        },
-        "web": {
-            "manifests": [
-                {"id": "pr1", "kind": "image", "updated": "-10d", "tags": ["pr-1"]},
-                {"id": "pr2", "kind": "image", "updated": "-1h", "tags": ["pr-2"]},
-                {"id": "rel", "kind": "image", "updated": "-100d", "tags": ["release"]},
-            ]
-        },
-    }
-}
 RULES = [
     {"name": "app-old", "filter": ["app:.*"], "ago": "30d"},
     {"name": "web-pr", "filter": ["web:^pr-"], "ago": "1d"},
@@ -40,23 +23,11 @@ RULES = [
 
 
 @pytest.fixture
-def emu(emulator_factory: Callable[..., EmulatorServer]) -> EmulatorServer:
-    return emulator_factory(scenario=SCENARIO)
-
-
-@pytest.fixture
 def settings(
     emu: EmulatorServer, identity_endpoint: ManagedIdentityEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """App settings as in Azure: the registry, and the managed identity (no password)."""
-    for key, value in {
-        "PURGE_REGISTRY": emu.login_server,
-        "PURGE_ALLOWED_HOSTS": emu.login_server,
-        "PURGE_CA_FILE": emu.ca_file,
-        "PURGE_RULES": json.dumps(RULES),
-        "PURGE_SCHEDULE": "0 0 3 * * *",
-    }.items():
-        monkeypatch.setenv(key, value)
+    set_app_settings(monkeypatch, emu, PURGE_RULES=json.dumps(RULES), PURGE_SCHEDULE="0 0 3 * * *")
 
 
 async def post(body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:

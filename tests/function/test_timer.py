@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 from azure.functions.timer import TimerRequest
@@ -20,6 +18,7 @@ import function_app
 from acr_emulator.testing import EmulatorServer
 from purge import triggers
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
+from tests.function.support import set_app_settings
 
 UTC = timezone.utc
 DAILY_3AM = "0 0 3 * * *"
@@ -127,24 +126,6 @@ def test_long_reports_are_logged_in_numbered_parts_that_join_back() -> None:
 
 # --- the registered timer against the emulator ----------------------------------------------
 
-SCENARIO: dict[str, Any] = {
-    "repositories": {
-        "app": {
-            "manifests": [
-                {"id": "old1", "kind": "image", "updated": "-40d", "tags": ["old1"]},
-                {"id": "old2", "kind": "image", "updated": "-35d", "tags": ["old2"]},
-                {"id": "new", "kind": "image", "updated": "-1d", "tags": ["new"]},
-            ]
-        },
-        "web": {
-            "manifests": [
-                {"id": "pr1", "kind": "image", "updated": "-10d", "tags": ["pr-1"]},
-                {"id": "pr2", "kind": "image", "updated": "-1h", "tags": ["pr-2"]},
-                {"id": "rel", "kind": "image", "updated": "-100d", "tags": ["release"]},
-            ]
-        },
-    }
-}
 ALL_TAGS = {"app:old1", "app:old2", "app:new", "web:pr-1", "web:pr-2", "web:release"}
 
 
@@ -158,25 +139,18 @@ def rules(web_schedule: str) -> str:
 
 
 @pytest.fixture
-def emu(emulator_factory: Callable[..., EmulatorServer]) -> EmulatorServer:
-    return emulator_factory(scenario=SCENARIO)
-
-
-@pytest.fixture
 def settings(
     emu: EmulatorServer, identity_endpoint: ManagedIdentityEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """App settings as in Azure: the registry, and the managed identity (no password)."""
-    for key, value in {
-        "PURGE_REGISTRY": emu.login_server,
-        "PURGE_ALLOWED_HOSTS": emu.login_server,
-        "PURGE_CA_FILE": emu.ca_file,
-        "PURGE_SCHEDULE": "0 0 * * * *",
-        "PURGE_DRY_RUN": "false",
+    set_app_settings(
+        monkeypatch,
+        emu,
+        PURGE_SCHEDULE="0 0 * * * *",
+        PURGE_DRY_RUN="false",
         # web-pr fires daily, twelve hours away from now: never inside these tests' windows.
-        "PURGE_RULES": rules(f"0 0 {(datetime.now(UTC).hour + 12) % 24} * * *"),
-    }.items():
-        monkeypatch.setenv(key, value)
+        PURGE_RULES=rules(f"0 0 {(datetime.now(UTC).hour + 12) % 24} * * *"),
+    )
 
 
 def tags(emu: EmulatorServer) -> set[str]:
