@@ -63,6 +63,13 @@ def next_fire_times(expr: str, start: datetime, n: int = 5) -> tuple[datetime, .
     return tuple(iterator.get_next(datetime) for _ in range(n))
 
 
+def previous_fire_times(expr: str, end: datetime, n: int = 1) -> tuple[datetime, ...]:
+    """The last `n` fire times at or before `end`, newest first, as UTC-aware datetimes."""
+    validate(expr)
+    iterator = _iterator(expr, _utc(end, "end") + timedelta(seconds=1))
+    return tuple(iterator.get_prev(datetime) for _ in range(n))
+
+
 def is_due(expr: str, previous_tick: datetime | None, tick: datetime) -> bool:
     """True when `expr` fires in (previous_tick, tick]; see FIRST_TICK_WINDOW for None."""
     tick = _utc(tick, "tick")

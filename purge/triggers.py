@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,13 +120,10 @@ def previous_tick(
             last = parse_status_time(value)
     if last is not None and last < tick:
         return last
-    from croniter import croniter  # lazy: keeps importing function_app cheap
+    from purge.schedule import previous_fire_times  # lazy: keeps importing function_app cheap
 
-    # The same reading of NCRONTAB as purge.schedule: seconds first, day AND day-of-week.
-    fires = croniter(schedule, tick + timedelta(seconds=1), second_at_beginning=True, day_or=False)
-    fires.get_prev(datetime)  # the fire time at or just before this tick
-    earlier: datetime = fires.get_prev(datetime)
-    return earlier
+    # [0] is the fire time at or just before this tick, [1] the one before it.
+    return previous_fire_times(schedule, tick, 2)[1]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from purge.schedule import (
     ScheduleError,
     is_due,
     next_fire_times,
+    previous_fire_times,
     rules_due,
     validate,
 )
@@ -141,3 +142,12 @@ def test_rules_due() -> None:
         "nightly",
         "weekly",
     ]
+
+
+def test_previous_fire_times_are_at_or_before_the_end_newest_first() -> None:
+    end = datetime(2024, 6, 5, 3, 0, 0, tzinfo=timezone.utc)  # a Wednesday, on a fire time
+    fires = previous_fire_times("0 0 3 * * *", end, 2)
+    assert fires == (end, end - timedelta(days=1))
+    # both day-of-month and day-of-week must match (NCRONTAB), not either
+    [fire] = previous_fire_times("0 0 3 1 * Mon", end, 1)
+    assert fire.day == 1 and fire.weekday() == 0 and fire < end
