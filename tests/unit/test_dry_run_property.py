@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import regex
 from hypothesis import HealthCheck, given, settings
@@ -30,6 +30,7 @@ from purge.rules import Rule, TagFilter
 from purge.service import run_purge
 from purge.settings import Config, Connection
 
+UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 REGISTRY = "prop.azurecr.io"
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"

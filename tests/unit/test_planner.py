@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ from purge.planner import (
 )
 from purge.rules import MaxDeletions, Rule, TagFilter
 
+UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import regex
@@ -22,6 +22,7 @@ from purge.model import (
 from purge.planner import Plan, plan_repository, short
 from purge.rules import Rule, TagFilter
 
+UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 SIG_CONFIG = "application/vnd.dev.cosign.artifact.sig.v1+json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import regex
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +28,7 @@ from purge.model import (
 from purge.planner import Plan, bodies_needed, plan_repository
 from purge.rules import Rule, TagFilter
 
+UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 SIG_CONFIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
