@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -29,6 +28,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import AsyncHttpResponse, HttpRequest
 
 from purge.credentials import TokenBroker, parse_challenge, token_source
+from purge.isotime import parse_utc
 from purge.model import Manifest, ManifestBody, Tag
 from purge.registry import ManifestUnreadable, NotFound, PermissionDenied, RegistryError
 from purge.settings import AZURE_REGISTRY_SUFFIXES, Connection
@@ -282,25 +282,9 @@ class SharedSslTransport(AioHttpTransport):  # type: ignore[misc]
 # ---------------------------------------------------------------- JSON -> model
 
 
-_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
-
-
 def parse_time(value: object) -> datetime | None:
     """ACR's ISO-8601 (up to 7 fractional digits, `Z`) -> aware UTC datetime; else None."""
-    if not isinstance(value, str):
-        return None
-    match = _TIME.match(value.strip())
-    if not match:
-        return None
-    base, fraction, zone = match.groups()
-    text = base + ("." + (fraction + "000000")[:6] if fraction else "")
-    zone = "+00:00" if zone in (None, "Z") else zone
-    if len(zone) == 5:
-        zone = zone[:3] + ":" + zone[3:]
-    try:
-        return datetime.fromisoformat(text + zone).astimezone(timezone.utc)
-    except ValueError:
-        return None
+    return parse_utc(value)
 
 
 def _flag(attributes: object, key: str) -> bool:

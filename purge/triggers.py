@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from purge import __version__
 from purge.http_api import ApiResponse, BadRequest, error_response, parse_purge_request
+from purge.isotime import parse_utc
 from purge.registry import RegistryError
 from purge.settings import ConfigError, load_settings
 
@@ -90,19 +91,10 @@ def parse_status_time(value: Any) -> datetime | None:
     it is UTC: per-rule schedules are evaluated in UTC, like PURGE_SCHEDULE without
     WEBSITE_TIME_ZONE).
     """
-    if not isinstance(value, str) or not value.strip():
+    parsed = parse_utc(value)
+    if parsed is None or parsed.year < _PLACEHOLDER_YEAR:
         return None
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # .NET ticks: Python takes 6 digits
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.year < _PLACEHOLDER_YEAR:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    return parsed
 
 
 def previous_tick(

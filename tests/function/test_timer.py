@@ -17,6 +17,7 @@ from azure.functions.timer import TimerRequest
 import function_app
 from acr_emulator.testing import EmulatorServer
 from purge import triggers
+from purge.isotime import parse_utc
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
 from tests.function.support import set_app_settings
 
@@ -25,7 +26,10 @@ DAILY_3AM = "0 0 3 * * *"
 
 
 def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    """A UTC time from ISO text (any number of fraction digits, also on Python 3.10)."""
+    parsed = parse_utc(text)
+    assert parsed is not None, text
+    return parsed
 
 
 # --- schedule status and the tick window ---------------------------------------------------
