@@ -255,14 +255,18 @@ class Api:
         self.authorize(request, None)
         return json_response({})
 
-    async def v2_catalog(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
+    def _catalog_page(self, request: web.Request) -> tuple[list[str], int, bool]:
+        """One page of repository names (both catalog APIs): names, page size, more to come."""
         self.authorize(request, ("registry", "catalog", "*"))
         n = clamp_page(request.query.get("n"))
         last = request.query.get("last") or None
         names = list(_first(self.registry.catalog.after(last, False), n + 1))
+        return names[:n], n, len(names) > n
+
+    async def v2_catalog(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
+        names, n, more = self._catalog_page(request)
         headers = {}
-        if len(names) > n:
-            names = names[:n]
+        if more:
             headers["Link"] = f'</v2/_catalog?last={quote(names[-1], safe="")}&n={n}>; rel="next"'
         return json_response({"repositories": names}, headers=headers)
 
@@ -460,13 +464,9 @@ class Api:
 
     # -- /acr/v1 -----------------------------------------------------------------------------
     async def acr_catalog(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
-        self.authorize(request, ("registry", "catalog", "*"))
-        n = clamp_page(request.query.get("n"))
-        last = request.query.get("last") or None
-        names = list(_first(self.registry.catalog.after(last, False), n + 1))
+        names, n, more = self._catalog_page(request)
         headers = {}
-        if len(names) > n:
-            names = names[:n]
+        if more:
             orderby = request.query.get("orderby", "")
             headers["Link"] = self._link("/acr/v1/_catalog", names[-1], n, orderby)
         return json_response({"repositories": names}, headers=headers)
