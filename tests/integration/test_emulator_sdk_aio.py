@@ -13,18 +13,25 @@ from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
 AUDIENCE = "https://containerregistry.azure.net"
 
 
+def sdk_client(
+    emulator: EmulatorServer, cred: ManagedIdentityCredential
+) -> ContainerRegistryClient:
+    """The real aio client, trusting the emulator's CA; no retries, so tests see first answers."""
+    return ContainerRegistryClient(
+        emulator.endpoint,
+        cred,
+        audience=AUDIENCE,
+        connection_verify=emulator.ca_file,
+        retry_total=0,
+    )
+
+
 async def test_managed_identity_challenge_exchange_token_flow(
     emulator: EmulatorServer, identity_endpoint: ManagedIdentityEndpoint
 ) -> None:
     async with (
         ManagedIdentityCredential() as cred,
-        ContainerRegistryClient(
-            emulator.endpoint,
-            cred,
-            audience=AUDIENCE,
-            connection_verify=emulator.ca_file,
-            retry_total=0,
-        ) as c,
+        sdk_client(emulator, cred) as c,
     ):
         names = [n async for n in c.list_repository_names()]
         tags = [t.name async for t in c.list_tag_properties("hello-world", order_by="timeasc")]
@@ -52,13 +59,7 @@ async def test_aio_manifests_paging_and_properties(
 ) -> None:
     async with (
         ManagedIdentityCredential() as cred,
-        ContainerRegistryClient(
-            emulator.endpoint,
-            cred,
-            audience=AUDIENCE,
-            connection_verify=emulator.ca_file,
-            retry_total=0,
-        ) as c,
+        sdk_client(emulator, cred) as c,
     ):
         for order in ("timedesc", "timeasc"):
             pages = c.list_manifest_properties("team/web", order_by=order, results_per_page=3)
@@ -77,9 +78,7 @@ async def test_refused_aad_token_gets_401(emulator_factory, identity_endpoint) -
     emu = emulator_factory(aad_allow_list={"some-other-token"})
     async with (
         ManagedIdentityCredential() as cred,
-        ContainerRegistryClient(
-            emu.endpoint, cred, audience=AUDIENCE, connection_verify=emu.ca_file, retry_total=0
-        ) as c,
+        sdk_client(emu, cred) as c,
     ):
         with pytest.raises(HttpResponseError) as err:
             _ = [n async for n in c.list_repository_names()]
