@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from purge import planner
 from purge.executor import Limiter, describe_failure, execute
@@ -42,6 +42,13 @@ DEFAULT_REQUEST_CONCURRENCY = 32
 MAX_REPLANS = 2
 
 Progress = Callable[[str], None]
+
+
+_Item = TypeVar("_Item")
+
+
+class _OutOfTime(Exception):
+    """The time budget ran out in the middle of a listing."""
 
 
 class UnknownRule(ValueError):
@@ -292,10 +299,13 @@ class _Run:
     async def _plan(self, rule: Rule, repository: str) -> _Planned | None:
         """List the repository fully, fetch needed bodies, plan. None: nothing may be deleted."""
         try:
-            tags: list[Tag] = [tag async for tag in self.registry.list_tags(repository)]
-            manifests: list[Manifest] = [
-                manifest async for manifest in self.registry.list_manifests(repository)
-            ]
+            tags: list[Tag] = await self._collect(self.registry.list_tags(repository))
+            manifests: list[Manifest] = await self._collect(
+                self.registry.list_manifests(repository)
+            )
+        except _OutOfTime:
+            self.progress(f"{repository}: the time budget ran out while listing; nothing deleted")
+            return None
         except NotFound:
             self.progress(f"{repository}: gone since the catalog was listed; nothing to do")
             return None
@@ -327,6 +337,21 @@ class _Run:
             f"{plan.deletion_count} deletions planned"
         )
         return _Planned(plan, _index_children(snapshot), snapshot.tags)
+
+    async def _collect(self, items: AsyncIterator[_Item]) -> list[_Item]:
+        """A whole listing, abandoned (and closed) once the deadline passes: a repository of
+        100,000 manifests must not hold an HTTP run past its budget only to delete nothing."""
+        collected: list[_Item] = []
+        try:
+            async for item in items:
+                collected.append(item)
+                if self.out_of_time():
+                    raise _OutOfTime
+        finally:
+            closing = getattr(items, "aclose", None)
+            if closing is not None:
+                await closing()
+        return collected
 
     async def _fetch_bodies(
         self, repository: str, digests: Sequence[str]
