@@ -312,14 +312,7 @@ class Api:
         digest = self.registry.push_manifest(
             p["repo"], body, media_type, None if ref.startswith("sha256:") else ref
         )
-        return web.Response(
-            status=201,
-            headers={
-                "Docker-Content-Digest": digest,
-                "Location": f"/v2/{p['repo']}/manifests/{digest}",
-                "Content-Length": "0",
-            },
-        )
+        return _created(digest, f"/v2/{p['repo']}/manifests/{digest}")
 
     async def v2_delete_manifest(
         self, request: web.Request, p: dict[str, str]
@@ -368,14 +361,7 @@ class Api:
         self.authorize(request, ("repository", p["repo"], "push"))
         mount = request.query.get("mount")
         if mount and mount in self.registry.blobs:
-            return web.Response(
-                status=201,
-                headers={
-                    "Docker-Content-Digest": mount,
-                    "Location": f"/v2/{p['repo']}/blobs/{mount}",
-                    "Content-Length": "0",
-                },
-            )
+            return _created(mount, f"/v2/{p['repo']}/blobs/{mount}")
         digest = request.query.get("digest")
         if digest:
             data = await request.read()
@@ -426,14 +412,7 @@ class Api:
                 400, "DIGEST_INVALID", "provided digest did not match uploaded content"
             )
         self.registry.put_blob(data)
-        return web.Response(
-            status=201,
-            headers={
-                "Docker-Content-Digest": digest,
-                "Location": f"/v2/{repo}/blobs/{digest}",
-                "Content-Length": "0",
-            },
-        )
+        return _created(digest, f"/v2/{repo}/blobs/{digest}")
 
     async def blob_get(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         self.authorize(request, ("repository", p["repo"], "pull"))
@@ -708,3 +687,11 @@ def _first(it: Any, n: int) -> Any:
         if i >= n:
             return
         yield x
+
+
+def _created(digest: str, location: str) -> web.Response:
+    """201 as ACR answers a manifest push or a finished blob upload (the recordings' headers)."""
+    return web.Response(
+        status=201,
+        headers={"Docker-Content-Digest": digest, "Location": location, "Content-Length": "0"},
+    )
