@@ -1,6 +1,6 @@
 """The Azure Functions app (Python v2 model): triggers only.
 
-Each handler turns its trigger into a call to purge.triggers and the result into a response or
+Each handler turns its trigger into a call to purge.functions and the result into a response or
 log lines. The app is created at import without reading any setting (the host resolves
 %PURGE_SCHEDULE% itself), and heavy modules load inside the handlers so that indexing is fast.
 """
@@ -22,7 +22,7 @@ JSON_MIMETYPE = "application/json"
 @app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", use_monitor=True)
 async def purge_timer(timer: func.TimerRequest) -> None:
     """Run the rules due on this tick; an invalid configuration logs and deletes nothing."""
-    from purge.triggers import read_function_timeout, run_timer_tick
+    from purge.functions.triggers import read_function_timeout, run_timer_tick
 
     await run_timer_tick(
         os.environ,
@@ -35,7 +35,7 @@ async def purge_timer(timer: func.TimerRequest) -> None:
 @app.route(route="purge", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def purge_http(req: func.HttpRequest) -> func.HttpResponse:
     """Run the configured rules now: a dry run unless the body says `"dryRun": false`."""
-    from purge.triggers import run_http_purge
+    from purge.functions.triggers import run_http_purge
 
     answer = await run_http_purge(
         os.environ,
@@ -49,7 +49,7 @@ async def purge_http(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="purge/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def purge_status(req: func.HttpRequest) -> func.HttpResponse:
     """The parsed configuration (no secrets), its errors, the next fire times, the version."""
-    from purge.triggers import read_function_timeout, status_document
+    from purge.functions.triggers import read_function_timeout, status_document
 
     document = status_document(os.environ, function_timeout=read_function_timeout(HOST_JSON))
     return func.HttpResponse(json.dumps(document, indent=2), mimetype=JSON_MIMETYPE)

@@ -29,7 +29,7 @@ LAZY_PACKAGES = (
     "regex",
     "rich",
     "purge.service",
-    "purge.acr",
+    "purge.registry.acr",
     "purge.planner",
 )
 _PROBE = """

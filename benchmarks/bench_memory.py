@@ -7,7 +7,7 @@ Two measurements, each in a fresh interpreter so that one's peak RSS cannot hide
 - service: purge.service.run_purge (planner, executor, report) over `LazyRegistry`, a Registry
   that generates each repository's listing when asked and only counts deletions.
 Repositories are generated lazily, one at a time, so the figures measure the engine, not the
-generator. (purge.memory.InMemoryRegistry holds the whole registry, so at this size it would
+generator. (tests.fakes.InMemoryRegistry holds the whole registry, so at this size it would
 measure its own store; it is for unit tests.)
 """
 
@@ -31,10 +31,10 @@ if __package__ in (None, ""):
 
 from benchmarks.scenario import RULE, repository_name, synthetic_snapshot
 from purge import planner
-from purge.command import parse_purge_command
+from purge.config.command import parse_purge_command
+from purge.config.settings import Config, Connection
 from purge.model import Manifest, ManifestBody, RepositorySnapshot, Tag
-from purge.registry import ManifestUnreadable, NotFound
-from purge.settings import Config, Connection
+from purge.registry.protocol import ManifestUnreadable, NotFound
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGIN_SERVER = "bench.azurecr.io"

@@ -3,7 +3,7 @@
     python benchmarks/bench_purge.py [--rate-limit R | --no-limit] [--concurrency N]
         [--latency-ms 20] [--repos 50 --tags 400] [--matrix]
 
-The client is the production path: settings -> purge.service.run_purge -> purge.acr ->
+The client is the production path: settings -> purge.service.run_purge -> purge.registry.acr ->
 azure-containerregistry aio -> HTTPS. Every figure about requests comes from the emulator's
 own request log; the result is checked against the emulator's state afterwards (a fast purge
 that deleted the wrong things is not a result). See benchmarks/README.md for the figures.
@@ -26,9 +26,9 @@ if __package__ in (None, ""):
 
 from benchmarks.emulator_process import EmulatorProcess
 from benchmarks.scenario import RULE, Shape, expected_deletions, purge_scenario
-from purge.acr import open_registry
+from purge.config.settings import load_settings
+from purge.registry.acr import open_registry
 from purge.service import run_purge
-from purge.settings import load_settings
 
 DEFAULT_RATE = 200.0
 #: Scales of the --concurrency 1 baseline and the R=50 run in --matrix: repositories of the

@@ -1,5 +1,5 @@
-"""`python -m purge`: see purge.cli."""
+"""`python -m purge`: see purge.cli.main."""
 
-from purge.cli import main
+from purge.cli.main import main
 
 raise SystemExit(main())

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Literal, Protocol
 
 from purge.planner import ManifestDeletion, Plan, TagDeletion
-from purge.registry import NotFound, PermissionDenied, Registry
+from purge.registry.protocol import NotFound, PermissionDenied, Registry
 
 #: Concurrent requests when the caller passes no limiter.
 DEFAULT_CONCURRENCY = 16

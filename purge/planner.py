@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from purge import rules
+from purge.config import rules
+from purge.config.rules import MatchTimeout, Rule, TagFilter, protected_by, repository_matches
 from purge.model import (
     IMAGE_CONFIG_MEDIA_TYPES,
     KNOWN_MEDIA_TYPES,
@@ -33,7 +34,6 @@ from purge.model import (
     RepositorySnapshot,
     Tag,
 )
-from purge.rules import MatchTimeout, Rule, TagFilter, protected_by, repository_matches
 
 
 @dataclass(frozen=True, slots=True)

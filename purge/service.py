@@ -20,13 +20,13 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypeVar
 
 from purge import planner
+from purge.config.rules import Rule, closest, repository_matches
+from purge.config.settings import Config
 from purge.executor import Limiter, describe_failure, execute
 from purge.model import ManifestBody, RepositorySnapshot, Tag
 from purge.planner import Plan
-from purge.registry import NotFound, Registry
+from purge.registry.protocol import NotFound, Registry
 from purge.report import Report
-from purge.rules import Rule, closest, repository_matches
-from purge.settings import Config
 
 if TYPE_CHECKING:
     from purge.model import Manifest
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 REPOSITORY_CONCURRENCY = 8
 #: Concurrent registry requests (deletes, manifest GETs) when the config sets none. The ACR
 #: client adapts its own limit (to 429s and the rate-limit header) below its ceiling, so this
-#: matches purge.throttle.DEFAULT_CEILING: at 16 it capped throughput (benchmarks/README.md).
+#: matches purge.registry.throttle.DEFAULT_CEILING (benchmarks/README.md).
 DEFAULT_REQUEST_CONCURRENCY = 32
 #: Fresh listings a repository gets when its tags keep changing under the plan; then it is
 #: skipped (with an error) until the next run.
@@ -92,7 +92,7 @@ async def run_purge(
     now = now or datetime.now(timezone.utc)
     owned = registry is None
     if registry is None:
-        from purge.acr import open_registry
+        from purge.registry.acr import open_registry
 
         registry = open_registry(config.connection, max_concurrency=config.concurrency)
     report = Report(registry.login_server, run_dry, datetime.now(timezone.utc))

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import function_app
-from purge import triggers
+from purge.functions import triggers
 
 ROOT = Path(__file__).resolve().parents[2]
 

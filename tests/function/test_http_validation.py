@@ -1,6 +1,6 @@
 """Request validation of POST /api/purge: every bad request is a 400 that says what is wrong.
 
-The first part tests purge.http_api's parser (pure, no network); the second calls the real
+The first part tests purge.functions.http's parser (pure, no network); the second calls the real
 handler with azure.functions.HttpRequest objects and checks the answer a client would get.
 """
 
@@ -13,7 +13,7 @@ import azure.functions as func
 import pytest
 
 import function_app
-from purge.http_api import (
+from purge.functions.http import (
     MAX_BODY_BYTES,
     BadRequest,
     PurgeRequest,

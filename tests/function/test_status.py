@@ -11,7 +11,7 @@ import pytest
 
 import function_app
 import purge
-from purge import triggers
+from purge.functions import triggers
 
 UTC = timezone.utc
 SECRET = "s3cret-Pa55word-never-shown"

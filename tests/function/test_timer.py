@@ -16,7 +16,7 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from acr_emulator.testing import EmulatorServer
-from purge import triggers
+from purge.functions import triggers
 from purge.isotime import parse_utc
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
 from tests.function.support import set_app_settings

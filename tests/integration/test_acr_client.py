@@ -1,4 +1,4 @@
-"""Every Registry method of purge.acr over HTTPS to the emulator, with the real SDK underneath."""
+"""Every Registry method of the ACR client over HTTPS to the emulator, real SDK underneath."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from acr_emulator.testing import EmulatorServer
-from purge.acr import AcrRegistry
+from purge.config.settings import Connection
 from purge.model import OCI_INDEX
-from purge.registry import ManifestUnreadable, NotFound, PermissionDenied
-from purge.settings import Connection
+from purge.registry.acr import AcrRegistry
+from purge.registry.protocol import ManifestUnreadable, NotFound, PermissionDenied
 
 
 def connect(emu: EmulatorServer, **kwargs: Any) -> AcrRegistry:

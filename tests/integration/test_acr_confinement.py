@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from acr_emulator.testing import EmulatorServer
-from purge.acr import ForeignHostRequest, UntrustedRegistry, open_registry
-from purge.registry import RegistryError
-from purge.settings import Connection
+from purge.config.settings import Connection
+from purge.registry.acr import ForeignHostRequest, UntrustedRegistry, open_registry
+from purge.registry.protocol import RegistryError
 
 
 def conn(emu: EmulatorServer, allowed: tuple[str, ...] = ("127.0.0.1",), **kw: Any) -> Connection:

@@ -1,4 +1,4 @@
-"""Token caching, proven from the emulator's request log: stock SDK vs purge.acr.
+"""Token caching, proven from the emulator's request log: stock SDK vs purge.registry.acr.
 
 Both clients use the real ManagedIdentityCredential against a local managed-identity endpoint,
 so the whole chain (AAD token -> /oauth2/exchange -> /oauth2/token -> call) is real.
@@ -13,8 +13,8 @@ from azure.containerregistry.aio import ContainerRegistryClient
 from azure.identity.aio import ManagedIdentityCredential
 
 from acr_emulator.testing import EmulatorServer
-from purge.acr import AcrRegistry, open_registry
-from purge.settings import Connection
+from purge.config.settings import Connection
+from purge.registry.acr import AcrRegistry, open_registry
 
 
 def scenario(repos: int, tags: int) -> dict[str, Any]:
@@ -80,7 +80,7 @@ async def test_one_request_per_deletion_in_steady_state(
     stock_per = (stock[1] + stock[2]) / deleted
     ours_per = (ours[1] + ours[2]) / deleted
     print(f"\nrequests per deleted tag, excluding listing: stock SDK {stock_per:.2f} "
-          f"(tokens {stock[1]}, calls {stock[2]}), purge.acr {ours_per:.3f} "
+          f"(tokens {stock[1]}, calls {stock[2]}), purge.registry.acr {ours_per:.3f} "
           f"(tokens {ours[1]}, calls {ours[2]})")  # fmt: skip
     assert ours_per <= 1.05
     assert ours[2] == deleted  # no unauthenticated first attempts, no retried calls

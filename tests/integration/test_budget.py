@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from acr_emulator.testing import EmulatorServer
-from purge.acr import AcrRegistry
+from purge.config.settings import Connection, load_settings
+from purge.registry.acr import AcrRegistry
 from purge.service import run_purge
-from purge.settings import Connection, load_settings
 
 SCENARIO = {
     "repositories": {

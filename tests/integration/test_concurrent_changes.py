@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from acr_emulator.testing import EmulatorServer
+from purge.config.settings import load_settings
 from purge.service import MAX_REPLANS, run_purge
-from purge.settings import load_settings
 
 SCENARIO: dict[str, Any] = {
     "repositories": {

@@ -1,4 +1,4 @@
-"""End to end: settings -> run_purge -> purge.acr -> real SDK -> HTTPS -> emulator.
+"""End to end: settings -> run_purge -> purge.registry.acr -> real SDK -> HTTPS -> emulator.
 
 Identity is the real ManagedIdentityCredential against a local managed-identity endpoint.
 Outcomes are read from the emulator's state afterwards, never taken from the report.
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from acr_emulator.testing import EmulatorServer
+from purge.config.settings import load_settings
 from purge.service import run_purge
-from purge.settings import load_settings
 
 SCENARIO: dict[str, Any] = {
     "repositories": {

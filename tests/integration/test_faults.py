@@ -1,4 +1,4 @@
-"""Faults end to end: run_purge -> purge.acr -> real SDK -> HTTPS -> emulator with faults on.
+"""Faults end to end: run_purge -> ACR client -> real SDK -> HTTPS -> emulator with faults on.
 
 Each test checks the four promises of a run under faults: it completes or stops cleanly; retries
 are bounded; the report states exactly what was deleted and what failed; and the registry state
@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from acr_emulator.testing import EmulatorServer
-from purge import acr as acr_module
-from purge.acr import RETRY_TOTAL, AcrRegistry, BoundedRetryPolicy
+from purge.config.settings import Config, Connection, load_settings
+from purge.registry import acr as acr_module
+from purge.registry.acr import RETRY_TOTAL, AcrRegistry, BoundedRetryPolicy
 from purge.service import run_purge
-from purge.settings import Config, Connection, load_settings
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
 
 REPOSITORIES = ("alpha", "beta", "gamma")

@@ -11,9 +11,9 @@ errors (fail closed) or none; `unlocked` lists exactly what may be PATCHed (unlo
 when absent; `auth: managed-identity` signs in through a local managed-identity endpoint
 instead of the admin user.
 
-The purge is the real one (run_purge -> purge.acr -> azure-containerregistry -> HTTPS). The
+The purge is the real one (run_purge -> purge.registry.acr -> azure-containerregistry -> HTTPS). The
 outcome is read from the emulator (its state dump) and by pulling over plain /v2 with
-purge.demo.RegistryReader, which shares no code with the engine: every surviving tag pulls
+purge.cli.demo.RegistryReader, which shares no code with the engine: every surviving tag pulls
 completely (manifest, blobs, every child of an index at any depth, every referrer of each, digests
 checked), everything planned is gone, and a dry run of the same state planned exactly what the
 real run deleted.
@@ -33,11 +33,11 @@ import pytest
 
 from acr_emulator.scenario import manifest_digests
 from acr_emulator.testing import EmulatorServer
-from purge.command import parse_purge_command
-from purge.demo import PullError, RegistryReader
+from purge.cli.demo import PullError, RegistryReader
+from purge.config.command import parse_purge_command
+from purge.config.settings import Config, Connection
 from purge.report import Report
 from purge.service import run_purge
-from purge.settings import Config, Connection
 
 GRAPH_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "graph"
 SHAPES = sorted(

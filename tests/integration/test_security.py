@@ -17,10 +17,10 @@ import pytest
 
 import function_app
 from acr_emulator.testing import EmulatorServer
-from purge import cli
-from purge.acr import AcrRegistry
+from purge.cli import main as cli
+from purge.config.settings import Config, Connection, load_settings
+from purge.registry.acr import AcrRegistry
 from purge.service import run_purge
-from purge.settings import Config, Connection, load_settings
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
 
 SCENARIO: dict[str, Any] = {

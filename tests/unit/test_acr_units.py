@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from purge.acr import (
+from purge.config.settings import Connection
+from purge.registry.acr import (
     UntrustedRegistry,
     body_from_json,
     manifest_from_json,
@@ -17,9 +18,8 @@ from purge.acr import (
     tag_from_json,
     trusted_host,
 )
-from purge.credentials import jwt_claims, parse_challenge, renew_at, token_source
-from purge.registry import ManifestUnreadable
-from purge.settings import Connection
+from purge.registry.protocol import ManifestUnreadable
+from purge.registry.tokens import jwt_claims, parse_challenge, renew_at, token_source
 
 
 def jwt(payload: dict[str, object], *, urlsafe: bool = True) -> str:

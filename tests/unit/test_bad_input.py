@@ -1,7 +1,7 @@
 """Bad input not covered by the table-driven tests of rules, settings, command and CLI:
 each case gets a clear message and zero delete requests.
 
-Registry data arrives through purge.acr's JSON mapping (tag_from_json / manifest_from_json),
+Registry data arrives through the ACR client's JSON mapping (tag_from_json / manifest_from_json),
 then runs through the real service and planner over the in-memory registry.
 """
 
@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from purge import cli, rules
-from purge.acr import manifest_from_json, parse_time, tag_from_json
-from purge.memory import InMemoryRegistry
+from purge.cli import main as cli
+from purge.config import rules
+from purge.config.rules import make_rule
+from purge.config.settings import Config, Connection
 from purge.model import DOCKER_MANIFEST
-from purge.rules import make_rule
+from purge.registry.acr import manifest_from_json, parse_time, tag_from_json
 from purge.service import run_purge
-from purge.settings import Config, Connection
+from tests.fakes import InMemoryRegistry
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
 OLD = "2024-04-01T00:00:00.1234567Z"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from purge.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from purge.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
 
 SAMPLE = Path(__file__).resolve().parents[2] / "local.settings.sample.json"
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from purge.settings import KNOWN_SETTINGS, load_settings_file
+from purge.config.settings import KNOWN_SETTINGS, load_settings_file
 
 SAMPLE = Path(__file__).resolve().parents[2] / "local.settings.sample.json"
 

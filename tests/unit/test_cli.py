@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-import purge.acr
-from purge import cli
-from purge.memory import InMemoryRegistry
+import purge.registry.acr
+from purge.cli import main as cli
+from purge.config.settings import Connection
 from purge.model import DOCKER_MANIFEST, Manifest, Tag
-from purge.settings import Connection
+from tests.fakes import InMemoryRegistry
 
 OLD = datetime.now(timezone.utc) - timedelta(days=60)
 
 
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> InMemoryRegistry:
-    """Stand the in-memory registry in for purge.acr.open_registry; record the connection."""
+    """Stand the in-memory registry in for open_registry; record the connection."""
     reg = InMemoryRegistry("myreg.azurecr.io")
     for n in range(3):
         digest = f"sha256:{n:064x}"
@@ -34,11 +34,11 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> InMemoryRegistry:
     opened: list[Connection] = []
 
     def open_registry(connection: Connection, *, max_concurrency: int | None = None) -> object:
-        purge.acr.trusted_host(connection.login_server, connection.allowed_hosts)
+        purge.registry.acr.trusted_host(connection.login_server, connection.allowed_hosts)
         opened.append(connection)
         return reg
 
-    monkeypatch.setattr(purge.acr, "open_registry", open_registry)
+    monkeypatch.setattr(purge.registry.acr, "open_registry", open_registry)
     monkeypatch.delenv("PURGE_REGISTRY", raising=False)
     reg.opened = opened  # type: ignore[attr-defined]
     return reg
@@ -173,7 +173,7 @@ def test_check_config_lists_every_error_and_exits_nonzero(
 def test_demo_hook_reports_a_missing_demo(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "purge.demo", None)  # as if purge/demo.py did not exist
+    monkeypatch.setitem(sys.modules, "purge.cli.demo", None)  # as if purge/demo.py did not exist
     assert cli.main(["demo"]) == 2
     assert "demo is not available" in capsys.readouterr().err
 

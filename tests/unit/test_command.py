@@ -7,14 +7,20 @@ from datetime import timedelta
 
 import pytest
 
-from purge.command import (
+from purge.config.command import (
     add_rule_arguments,
     make_parser,
     parse_purge_command,
     rule_from_namespace,
     split_commands,
 )
-from purge.rules import MaxDeletions, RuleError, protected_by, repository_matches, tag_matches
+from purge.config.rules import (
+    MaxDeletions,
+    RuleError,
+    protected_by,
+    repository_matches,
+    tag_matches,
+)
 
 REGISTRY = "myreg.azurecr.io"
 

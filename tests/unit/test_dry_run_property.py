@@ -16,7 +16,8 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from purge.memory import InMemoryRegistry
+from purge.config.rules import Rule, TagFilter
+from purge.config.settings import Config, Connection
 from purge.model import (
     DOCKER_MANIFEST,
     OCI_ARTIFACT,
@@ -26,9 +27,8 @@ from purge.model import (
     ManifestBody,
     Tag,
 )
-from purge.rules import Rule, TagFilter
 from purge.service import run_purge
-from purge.settings import Config, Connection
+from tests.fakes import InMemoryRegistry
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

@@ -7,10 +7,10 @@ import time
 from datetime import datetime, timezone
 
 from purge.executor import execute
-from purge.memory import InMemoryRegistry
 from purge.model import OCI_MANIFEST, Manifest, ManifestBody, Tag
 from purge.planner import ManifestDeletion, Plan, TagDeletion
-from purge.registry import PermissionDenied
+from purge.registry.protocol import PermissionDenied
+from tests.fakes import InMemoryRegistry
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
 

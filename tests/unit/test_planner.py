@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import regex
 
-from purge import rules
+from purge.config import rules
+from purge.config.rules import MaxDeletions, Rule, TagFilter
 from purge.model import (
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -29,7 +30,6 @@ from purge.planner import (
     format_duration,
     plan_repository,
 )
-from purge.rules import MaxDeletions, Rule, TagFilter
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -8,6 +8,7 @@ from typing import Any
 
 import regex
 
+from purge.config.rules import Rule, TagFilter
 from purge.model import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -20,7 +21,6 @@ from purge.model import (
     Tag,
 )
 from purge.planner import Plan, plan_repository, short
-from purge.rules import Rule, TagFilter
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

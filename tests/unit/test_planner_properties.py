@@ -11,6 +11,7 @@ import regex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from purge.config.rules import Rule, TagFilter
 from purge.model import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -26,7 +27,6 @@ from purge.model import (
     Tag,
 )
 from purge.planner import Plan, bodies_needed, plan_repository
-from purge.rules import Rule, TagFilter
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

@@ -9,10 +9,10 @@ import pytest
 
 from purge import report as report_module
 from purge.executor import execute
-from purge.memory import InMemoryRegistry
 from purge.model import DOCKER_MANIFEST, Manifest, Tag
 from purge.planner import Keep, ManifestDeletion, Plan, TagDeletion
 from purge.report import Report, human_bytes
+from tests.fakes import InMemoryRegistry
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
 A = "sha256:" + "a" * 64

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from purge import rules
-from purge.rules import (
+from purge.config import rules
+from purge.config.rules import (
     MATCH_ALL_FILTER_TEXT,
     MatchTimeout,
     MaxDeletions,

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from purge.rules import make_rule
-from purge.schedule import (
+from purge.config.rules import make_rule
+from purge.config.schedule import (
     FIRST_TICK_WINDOW,
     ScheduleError,
     is_due,

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from purge.memory import InMemoryRegistry
+from purge.config.rules import Rule, make_rule
+from purge.config.settings import Config, Connection
 from purge.model import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -15,10 +16,9 @@ from purge.model import (
     ManifestBody,
     Tag,
 )
-from purge.registry import PermissionDenied
-from purge.rules import Rule, make_rule
+from purge.registry.protocol import PermissionDenied
 from purge.service import UnknownRule, run_purge, select_rules
-from purge.settings import Config, Connection
+from tests.fakes import InMemoryRegistry
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
 OLD = NOW - timedelta(days=40)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from purge.rules import MaxDeletions, Rule, make_rule
-from purge.settings import (
+from purge.config.rules import MaxDeletions, Rule, make_rule
+from purge.config.settings import (
     Config,
     ConfigError,
     Connection,

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from purge.throttle import (
+from purge.registry.throttle import (
     DEFAULT_CEILING,
     MAX_PAUSE_SECONDS,
     AdaptiveLimiter,

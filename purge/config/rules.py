@@ -14,8 +14,8 @@ from typing import Any
 
 import regex
 
-from purge.schedule import ScheduleError
-from purge.schedule import validate as validate_schedule
+from purge.config.schedule import ScheduleError
+from purge.config.schedule import validate as validate_schedule
 
 DEFAULT_AGO = timedelta(days=1)
 

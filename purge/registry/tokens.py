@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.rest import AsyncHttpResponse, HttpRequest
 
-from purge.registry import PermissionDenied, RegistryError
-from purge.settings import Connection
+from purge.config.settings import Connection
+from purge.registry.protocol import PermissionDenied, RegistryError
 
 #: The AAD audience of ACR in the public cloud (sovereign clouds set Connection.audience).
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"

@@ -6,7 +6,7 @@ The SDK client does the HTTP work; three pipeline policies make it fit for purgi
   itself, once, with a token from `{endpoint}/oauth2/` (the challenge's realm is never followed).
 - `ChallengeInterceptor` (per try): hands the challenge to `AcrTokenPolicy` and hides it from the
   SDK's own challenge policy, which would otherwise re-exchange tokens on every call.
-- `ThrottlePolicy` (per try): the shared adaptive limit of `purge.throttle`.
+- `ThrottlePolicy` (per try): the shared adaptive limit of `purge.registry.throttle`.
 Retries (5xx, dropped connections, 429 with a bounded Retry-After) are azure-core's, with jitter.
 """
 
@@ -27,12 +27,12 @@ from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, Sans
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import AsyncHttpResponse, HttpRequest
 
-from purge.credentials import TokenBroker, parse_challenge, token_source
+from purge.config.settings import AZURE_REGISTRY_SUFFIXES, Connection
 from purge.isotime import parse_utc
 from purge.model import Manifest, ManifestBody, Tag
-from purge.registry import ManifestUnreadable, NotFound, PermissionDenied, RegistryError
-from purge.settings import AZURE_REGISTRY_SUFFIXES, Connection
-from purge.throttle import AdaptiveLimiter
+from purge.registry.protocol import ManifestUnreadable, NotFound, PermissionDenied, RegistryError
+from purge.registry.throttle import AdaptiveLimiter
+from purge.registry.tokens import TokenBroker, parse_challenge, token_source
 
 #: Page size for listings. ACR caps `n` at 1000; fewer pages means fewer round trips.
 PAGE_SIZE = 1000
@@ -416,7 +416,7 @@ def _raise_for(response: AsyncHttpResponse, what: str, action: str) -> None:
 
 
 class AcrRegistry:
-    """purge.registry.Registry over ContainerRegistryClient. Close it (or `async with`)."""
+    """purge.registry.protocol.Registry over ContainerRegistryClient. Close it (or `async with`)."""
 
     def __init__(
         self,

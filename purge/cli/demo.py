@@ -36,11 +36,11 @@ import aiohttp
 from rich.console import Console
 from rich.table import Table
 
-from purge.acr import open_registry
+from purge.config.settings import Config, Connection, describe_rule
 from purge.model import INDEX_MEDIA_TYPES, KNOWN_MEDIA_TYPES, Manifest, Tag
+from purge.registry.acr import open_registry
 from purge.report import Report, human_bytes
 from purge.service import run_purge
-from purge.settings import Config, Connection, describe_rule
 
 #: The sample rules, as an ACR Task would spell them (`{{.Run.Registry}}` is the ACR Task
 #: placeholder). Each shows a different part of the engine: --keep and --protect, graph safety
@@ -521,7 +521,7 @@ def sample_rules_setting(commands: Sequence[str] = SAMPLE_COMMANDS) -> str:
 
 def build_config(info: EmulatorInfo, commands: Sequence[str] = SAMPLE_COMMANDS) -> Config:
     """The engine's normal Config: admin user, the emulator's CA, its host explicitly allowed."""
-    from purge.command import parse_purge_command
+    from purge.config.command import parse_purge_command
 
     connection = Connection(
         login_server=info.login_server,

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from purge.rules import (
+from purge.config.rules import (
     MaxDeletions,
     Rule,
     RuleError,

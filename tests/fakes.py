@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from purge.model import Manifest, ManifestBody, Tag
-from purge.registry import ManifestUnreadable, NotFound, RegistryError
+from purge.registry.protocol import ManifestUnreadable, NotFound, RegistryError
 
 #: The status ACR answers when a delete hits a locked (delete- or write-disabled) item.
 LOCKED_STATUS = 405

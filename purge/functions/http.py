@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from purge.rules import closest, json_type
+from purge.config.rules import closest, json_type
 
 #: Bodies above this are refused before parsing: a legitimate request is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024

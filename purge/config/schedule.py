@@ -16,7 +16,7 @@ import regex
 from croniter import croniter
 
 if TYPE_CHECKING:
-    from purge.rules import Rule
+    from purge.config.rules import Rule
 
 FIELD_NAMES = ("second", "minute", "hour", "day", "month", "day-of-week")
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from purge.command import parse_purge_command
-from purge.rules import (
+from purge.config.command import parse_purge_command
+from purge.config.rules import (
     Rule,
     RuleError,
     RuleProblems,
@@ -26,8 +26,8 @@ from purge.rules import (
     json_type,
     rule_from_mapping,
 )
-from purge.schedule import ScheduleError
-from purge.schedule import validate as validate_schedule
+from purge.config.schedule import ScheduleError
+from purge.config.schedule import validate as validate_schedule
 
 AZURE_REGISTRY_SUFFIXES = (".azurecr.io", ".azurecr.cn", ".azurecr.us")
 

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from purge.memory import LOCKED_STATUS, InMemoryRegistry
 from purge.model import OCI_INDEX, OCI_MANIFEST, Manifest, ManifestBody, Tag
-from purge.registry import ManifestUnreadable, PermissionDenied, RegistryError
+from purge.registry.protocol import ManifestUnreadable, PermissionDenied, RegistryError
+from tests.fakes import LOCKED_STATUS, InMemoryRegistry
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
 IMAGE = "sha256:" + "a" * 64

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from purge import __version__
-from purge.settings import Config, ConfigError, Connection
+from purge.config.settings import Config, ConfigError, Connection
 
 EXIT_OK = 0
 EXIT_RUN_ERRORS = 1
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=check_config_command)
 
-    # The demo parses its own options (purge.demo.parse_args): with no prefix characters of its
+    # The demo parses its own options (purge.cli.demo.parse_args): with no prefix characters of its
     # own here, `demo --json` reaches it whole instead of failing as an unknown option.
     demo = commands.add_parser(
         "demo",
@@ -99,10 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """acr purge's rule flags (shared with PURGE_COMMAND parsing), then the CLI's own flags."""
-    from purge.command import add_rule_arguments
+    from purge.config.command import add_rule_arguments
 
     add_rule_arguments(parser)
-    defined = set(parser._option_string_actions)  # flags purge.command already added
+    defined = set(parser._option_string_actions)  # flags purge.config.command already added
 
     def add(*flags: str, **kwargs: Any) -> None:
         names = [flag for flag in flags if flag not in defined]
@@ -178,7 +178,7 @@ def resolve_registry(value: str | None, environ: Mapping[str, str]) -> str:
 
 
 def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) -> Config:
-    from purge.command import rule_from_namespace
+    from purge.config.command import rule_from_namespace
 
     login_server = resolve_registry(getattr(ns, "registry", None), environ)
     try:
@@ -248,8 +248,8 @@ def progress_reporter(stream: TextIO) -> Iterator[Callable[[str], None]]:
 
 
 def check_config_command(ns: argparse.Namespace) -> int:
-    from purge.schedule import next_fire_times
-    from purge.settings import describe_config, load_settings, load_settings_file
+    from purge.config.schedule import next_fire_times
+    from purge.config.settings import describe_config, load_settings, load_settings_file
 
     try:
         # check-config validates what the function app will run, and its timer needs a schedule.
@@ -285,9 +285,9 @@ def check_config_command(ns: argparse.Namespace) -> int:
 
 def demo_command(ns: argparse.Namespace) -> int:
     try:
-        demo = importlib.import_module("purge.demo")
+        demo = importlib.import_module("purge.cli.demo")
     except ModuleNotFoundError as exc:
-        if exc.name != "purge.demo":
+        if exc.name != "purge.cli.demo":
             raise
         print(
             "error: the demo is not available in this version (purge/demo.py is missing)",

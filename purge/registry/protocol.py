@@ -1,6 +1,6 @@
 """The Registry protocol: the only way the engine talks to a registry.
 
-`purge.acr` implements it on azure-containerregistry; `purge.memory` keeps one in memory for
+`purge.registry.acr` implements it on azure-containerregistry; `tests.fakes` keeps one in memory for
 unit tests. Errors are the engine's own, so that the planner and executor never see SDK types.
 """
 

@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from purge import __version__
-from purge.http_api import ApiResponse, BadRequest, error_response, parse_purge_request
+from purge.config.settings import ConfigError, load_settings
+from purge.functions.http import ApiResponse, BadRequest, error_response, parse_purge_request
 from purge.isotime import parse_utc
-from purge.registry import RegistryError
-from purge.settings import ConfigError, load_settings
+from purge.registry.protocol import RegistryError
 
 if TYPE_CHECKING:
+    from purge.config.settings import Config
     from purge.report import Report
-    from purge.settings import Config
 
-log = logging.getLogger("purge.triggers")
+log = logging.getLogger("purge.functions.triggers")
 
 #: HTTP answers must come before Azure's 230 s front-end timeout; leave room for the response.
 HTTP_BUDGET_CAP_SECONDS = 200.0
@@ -112,7 +112,9 @@ def previous_tick(
             last = parse_status_time(value)
     if last is not None and last < tick:
         return last
-    from purge.schedule import previous_fire_times  # lazy: keeps importing function_app cheap
+    from purge.config.schedule import (
+        previous_fire_times,  # lazy: keeps importing function_app cheap
+    )
 
     # [0] is the fire time at or just before this tick, [1] the one before it.
     return previous_fire_times(schedule, tick, 2)[1]
@@ -153,7 +155,7 @@ async def run_timer_tick(
             "due since the previous run at %s",
             since.isoformat(),
         )
-    from purge.schedule import rules_due
+    from purge.config.schedule import rules_due
 
     due = tuple(rule.name for rule in rules_due(config.rules, since, tick))
     if not due:
@@ -274,7 +276,7 @@ def status_document(
         "timeBudgetSeconds": None,
     }
     if config is not None:
-        from purge.settings import describe_config
+        from purge.config.settings import describe_config
 
         document["configuration"] = describe_config(config)
         document["rules"] = [
@@ -295,7 +297,7 @@ def _fire_times(
         if every_tick:
             return {"schedule": None, "runsOnEveryTick": True, "nextFireTimes": []}
         return {"expression": None, "nextFireTimes": [], "error": "PURGE_SCHEDULE is not set"}
-    from purge.schedule import next_fire_times
+    from purge.config.schedule import next_fire_times
 
     key = "schedule" if every_tick else "expression"
     try:
