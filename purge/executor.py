@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal, Protocol
 
-from purge.planner import ManifestDeletion, Plan, TagDeletion
+from purge.model import ManifestDeletion, Plan, TagDeletion
 from purge.registry.protocol import NotFound, PermissionDenied, Registry
 
 #: Concurrent requests when the caller passes no limiter.
@@ -172,14 +172,13 @@ async def execute(
     dry_run: bool,
     deadline: float | None = None,
     limiter: Limiter | None = None,
-    children: Mapping[str, Sequence[str]] | None = None,
 ) -> ExecutionResult:
     """Apply `plan`: standalone tag deletions first, then manifest deletions, each concurrently.
 
     `deadline` is a `time.monotonic()` value; `limiter` bounds concurrent requests and may be
-    shared between repositories. `children` (index digest -> child digests, from the listing)
-    makes an index go before the children the plan also deletes, and keeps those children
-    when the index's delete fails: a half-deleted multi-arch image must never be left behind.
+    shared between repositories. An index goes before the children the plan also deletes
+    (`plan.children`), and those children stay when the index's delete fails: a half-deleted
+    multi-arch image must never be left behind.
     """
     run = _Run(plan, registry, dry_run, deadline, limiter or asyncio.Semaphore(DEFAULT_CONCURRENCY))
     repo = plan.repository
@@ -214,7 +213,7 @@ async def execute(
         run.manifest_status[deletion.digest] = await run.attempt(deletion.digest, steps)
 
     own_manifests = [d for d in plan.manifest_deletions if d.removed_with is None]
-    await _delete_parents_first(run, own_manifests, children or {}, delete_manifest)
+    await _delete_parents_first(run, own_manifests, plan.children, delete_manifest)
 
     if run.not_attempted:
         refusals = "; ".join(sorted(set(run.denied.values())))

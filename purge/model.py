@@ -1,15 +1,18 @@
-"""Snapshot types: what the planner knows about one repository, as the registry listed it.
+"""The contract every part shares: snapshot types (what the registry listed) and plan types.
 
-Frozen so that a plan can never be computed from a snapshot that changed under it.
+Frozen so that a plan can never be computed from a snapshot that changed under it, and no part
+can change a plan after the planner made it.
 Timestamps are timezone-aware UTC datetimes, or None when the registry sent none or an
 unparseable one (the planner keeps such items: it cannot tell their age).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -106,3 +109,88 @@ class RepositorySnapshot:
     tags: tuple[Tag, ...]
     manifests: tuple[Manifest, ...]
     bodies: Mapping[str, ManifestBody | None] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Plan types: what the planner decides, the executor carries out and the report tells.
+
+
+@dataclass(frozen=True, slots=True)
+class TagDeletion:
+    tag: str
+    digest: str
+    reason: str
+    #: PATCH the tag to deleteEnabled/writeEnabled=true first (--include-locked on a locked tag).
+    #: With removed_with set, unlock it before that manifest's delete: the registry refuses to
+    #: delete a manifest that has a locked tag.
+    unlock: bool = False
+    #: Digest of a manifest whose deletion removes this tag: no request of its own.
+    removed_with: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDeletion:
+    digest: str
+    tags: tuple[str, ...]
+    size: int | None
+    reason: str
+    unlock: bool = False
+    #: Digest of a manifest whose deletion makes the registry remove this one (a referrer of a
+    #: deleted subject): listed for the report, no request of its own.
+    removed_with: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Keep:
+    kind: Literal["tag", "manifest"]
+    ref: str  # tag name or digest
+    digest: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    repository: str
+    rule: str
+    tag_deletions: tuple[TagDeletion, ...] = ()
+    manifest_deletions: tuple[ManifestDeletion, ...] = ()
+    kept: tuple[Keep, ...] = ()
+    #: Problems that made the planner keep something it might otherwise delete (fail closed).
+    errors: tuple[str, ...] = ()
+    #: Tags + manifests listed in the repository: the base of a `--max-deletions P%` guard.
+    listed: int = 0
+    #: Deleted index digest -> the children the plan deletes too (from listing and bodies): the
+    #: executor deletes an index before them, and keeps them when the index's delete fails.
+    children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def deletion_count(self) -> int:
+        return len(self.tag_deletions) + len(self.manifest_deletions)
+
+
+# --------------------------------------------------------------------------------------------
+# Names shared by the planner, the report and the demo.
+
+#: A cosign-style tag `sha256-<hex>.sig|.att|.sbom`: it signs (attests) `sha256:<hex>`.
+COSIGN_TAG = re.compile(r"sha256-([0-9a-f]{64})\.(sig|att|sbom)")
+COSIGN_KINDS = {"sig": "signature", "att": "attestation", "sbom": "sbom"}
+
+
+def cosign_subject(tag: str) -> tuple[str, str] | None:
+    """(subject digest, kind) of a cosign-style tag, or None for any other tag."""
+    match = COSIGN_TAG.fullmatch(tag)
+    if match is None:
+        return None
+    return f"sha256:{match.group(1)}", COSIGN_KINDS[match.group(2)]
+
+
+def short_digest(digest: str, ellipsis: str = "") -> str:
+    """`sha256:0123456789ab`: enough to find a manifest, short enough to read."""
+    algorithm, _, hex_part = digest.partition(":")
+    return f"{algorithm}:{hex_part[:12]}{ellipsis}" if len(hex_part) > 12 else digest
+
+
+def short_tag(tag: str) -> str:
+    """A cosign tag shortened for tables (`sha256-0123456789ab….sig`); other tags as they are."""
+    match = COSIGN_TAG.fullmatch(tag)
+    return f"sha256-{match.group(1)[:12]}….{match.group(2)}" if match else tag

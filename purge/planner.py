@@ -1,7 +1,8 @@
 """The planner: PURE. Snapshot + rule + now -> Plan. Never touches the network.
 
-INTERFACE FIRST: the plan types below are the contract the executor and report share.
-Every deletion and every keep carries a human-readable reason.
+One RepositoryPlanner per repository, rule and instant: it says which manifest bodies it needs
+(`bodies_needed`), then plans with them (`plan`). Every deletion and every keep carries a
+human-readable reason; the plan types are in purge.model.
 
 Safety model: every manifest starts as either a *root* (something the rule may not delete:
 tagged, too new, locked, unknown type, ...) or a *candidate*. Whatever a kept manifest needs
@@ -14,97 +15,50 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import datetime
 
 from purge.config import rules
-from purge.config.rules import MatchTimeout, Rule, TagFilter, protected_by, repository_matches
+from purge.config.rules import (
+    MatchTimeout,
+    Rule,
+    TagFilter,
+    format_duration,
+    protected_by,
+    repository_matches,
+)
 from purge.model import (
     IMAGE_CONFIG_MEDIA_TYPES,
     KNOWN_MEDIA_TYPES,
     OCI_ARTIFACT,
     OCI_INDEX,
     SUBJECT_CAPABLE_MEDIA_TYPES,
+    Keep,
     Manifest,
     ManifestBody,
+    ManifestDeletion,
+    Plan,
     RepositorySnapshot,
     Tag,
+    TagDeletion,
+    cosign_subject,
+    short_digest,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class TagDeletion:
-    tag: str
-    digest: str
-    reason: str
-    #: PATCH the tag to deleteEnabled/writeEnabled=true first (--include-locked on a locked tag).
-    #: With removed_with set, unlock it before that manifest's delete: the registry refuses to
-    #: delete a manifest that has a locked tag.
-    unlock: bool = False
-    #: Digest of a manifest whose deletion removes this tag: no request of its own.
-    removed_with: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestDeletion:
-    digest: str
-    tags: tuple[str, ...]
-    size: int | None
-    reason: str
-    unlock: bool = False
-    #: Digest of a manifest whose deletion makes the registry remove this one (a referrer of a
-    #: deleted subject): listed for the report, no request of its own.
-    removed_with: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Keep:
-    kind: Literal["tag", "manifest"]
-    ref: str  # tag name or digest
-    digest: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    repository: str
-    rule: str
-    tag_deletions: tuple[TagDeletion, ...] = ()
-    manifest_deletions: tuple[ManifestDeletion, ...] = ()
-    kept: tuple[Keep, ...] = ()
-    #: Problems that made the planner keep something it might otherwise delete (fail closed).
-    errors: tuple[str, ...] = ()
-    #: Tags + manifests listed in the repository: the base of a `--max-deletions P%` guard.
-    listed: int = 0
-
-    @property
-    def deletion_count(self) -> int:
-        return len(self.tag_deletions) + len(self.manifest_deletions)
-
 
 # --------------------------------------------------------------------------------------------
 # Public API
 
 
 def bodies_needed(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> frozenset[str]:
-    """Digests whose manifest body the plan needs and the listing lacks (request economy).
-
-    Nothing when the rule cannot delete manifests or the repository has no manifest that could
-    be deleted; otherwise indexes listed without references, manifests of unknown media type,
-    possible referrers, and tag targets missing from the manifest listing. Digests already in
-    `snapshot.bodies` (fetched, or failed: None) are not asked for again.
-    """
-    planner = _planner_for(snapshot, rule, now)
-    return frozenset(d for d in planner.bodies_needed() if d not in snapshot.bodies)
+    """RepositoryPlanner(snapshot, rule, now).bodies_needed(), for one-off use."""
+    return RepositoryPlanner(snapshot, rule, now).bodies_needed()
 
 
 def plan_repository(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> Plan:
     """Decide every deletion and keep for one repository; independent of listing order."""
-    return _planner_for(snapshot, rule, now).plan()
+    return RepositoryPlanner(snapshot, rule, now).plan()
 
 
 def check_blast_radius(plans: Sequence[Plan], rule: Rule) -> str | None:
@@ -138,29 +92,12 @@ def check_blast_radius(plans: Sequence[Plan], rule: Rule) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Wording
 
-_COSIGN_TAG = re.compile(r"sha256-([0-9a-f]{64})\.(sig|att|sbom)")
-_COSIGN_KIND = {"sig": "signature", "att": "attestation", "sbom": "sbom"}
 _MAX_REASON = 300
 
 
 def short(digest: str) -> str:
-    """`sha256:0123456789ab…`: enough to find it, short enough to read."""
-    algorithm, _, hex_part = digest.partition(":")
-    return f"{algorithm}:{hex_part[:12]}…" if len(hex_part) > 12 else digest
-
-
-def format_duration(value: timedelta) -> str:
-    """A timedelta in `--ago` syntax: `30d`, `1d3h6m`, `15m`, `0d`."""
-    if value < timedelta(0):
-        return "-" + format_duration(-value)
-    seconds = value - timedelta(days=value.days)
-    hours, rest = divmod(seconds.seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{value.days}d"] if value.days or not seconds else []
-    parts += [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m")) if n]
-    if secs or seconds.microseconds:
-        parts.append(f"{secs + seconds.microseconds / 1e6:g}s")
-    return "".join(parts)
+    """`sha256:0123456789ab…`: a digest in a reason."""
+    return short_digest(digest, "…")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -222,36 +159,11 @@ class _Cosign:
     kind: str
 
 
-#: The last listing phase planned. The service calls bodies_needed and then plan_repository on
-#: the same listing (the same tuples, with bodies added): the tag phase, the bulk of the work
-#: on big repositories, then runs once. Only an unchanged pristine planner is reused.
-_last_planner: list[_Planner] = []
-
-
-def _planner_for(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> _Planner:
-    cached = _last_planner[0] if _last_planner else None
-    if not (
-        cached is not None
-        and cached.snapshot.tags is snapshot.tags
-        and cached.snapshot.manifests is snapshot.manifests
-        and cached.repo == snapshot.name
-        and cached.rule is rule
-        and cached.now == now
-    ):
-        cached = _Planner(snapshot, rule, now)
-        _last_planner[:] = [cached]
-    return cached.copy_with(snapshot.bodies)
-
-
-class _Planner:
-    """One repository, one rule, one instant. Phases: select, tags, manifests, output."""
-
-    def copy_with(self, bodies: Mapping[str, ManifestBody | None]) -> _Planner:
-        """A copy to plan with: planning appends errors, the cached original stays pristine."""
-        planner = copy.copy(self)
-        planner.bodies = bodies
-        planner.errors = list(self.errors)
-        return planner
+class RepositoryPlanner:
+    """One repository, one rule, one instant. Phases: select and tags (at construction), then
+    manifests (`plan`). The service makes one per repository listing and asks it twice: which
+    bodies it needs, then the plan with them; the tag phase, the bulk of the work on big
+    repositories, runs once."""
 
     def __init__(self, snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> None:
         if now.tzinfo is None or now.utcoffset() is None:
@@ -348,10 +260,10 @@ class _Planner:
 
     def _route_cosign(self, tag: Tag) -> bool:
         """True when a deletable cosign tag is decided by its subject, not by age and --keep."""
-        match = _COSIGN_TAG.fullmatch(tag.name)
-        if match is None:
+        signed = cosign_subject(tag.name)
+        if signed is None:
             return False
-        subject, kind = f"sha256:{match.group(1)}", _COSIGN_KIND[match.group(2)]
+        subject, kind = signed
         if subject in self.by_digest:
             self.cosign[tag.name] = _Cosign(tag, subject, kind)
             return True
@@ -405,7 +317,17 @@ class _Planner:
         deleted = set(self.tag_deletes) | set(self.cosign)
         return any(self._classify(m, deleted) is None for m in self.manifests)
 
-    def bodies_needed(self) -> set[str]:
+    def bodies_needed(self) -> frozenset[str]:
+        """Digests whose manifest body the plan needs and the listing lacks (request economy).
+
+        Nothing when the rule cannot delete manifests or the repository has no manifest that
+        could be deleted; otherwise indexes listed without references, manifests of unknown
+        media type, possible referrers, and tag targets missing from the manifest listing.
+        Digests already in the snapshot's bodies (fetched, or failed: None) are not asked for.
+        """
+        return frozenset(d for d in self._bodies_wanted() if d not in self.snapshot.bodies)
+
+    def _bodies_wanted(self) -> set[str]:
         if not (self.selected and self.can_delete_manifests):
             return set()
         if not self._untagged_candidates_exist():
@@ -426,7 +348,15 @@ class _Planner:
 
     # -- manifests: closure ------------------------------------------------------------------
 
-    def plan(self) -> Plan:
+    def plan(self, bodies: Mapping[str, ManifestBody | None] | None = None) -> Plan:
+        """The plan, with `bodies` (digest -> body, None when unreadable) added to the
+        snapshot's. The planner itself is left as it was: it may be asked again."""
+        run = copy.copy(self)
+        run.bodies = {**self.snapshot.bodies, **bodies} if bodies else self.snapshot.bodies
+        run.errors = list(self.errors)
+        return run._plan()
+
+    def _plan(self) -> Plan:
         manifest_deletions: list[ManifestDeletion] = []
         manifest_keeps: list[Keep] = []
         cosign_keeps: dict[str, str] = {}
@@ -451,7 +381,23 @@ class _Planner:
             kept=tuple(self._tag_keep_list(cosign_keeps) + manifest_keeps),
             errors=tuple(self.errors),
             listed=len(self.snapshot.tags) + len(self.snapshot.manifests),
+            children=self._index_children({d.digest for d in manifest_deletions}),
         )
+
+    def _index_children(self, deleted: set[str]) -> dict[str, tuple[str, ...]]:
+        """Deleted index digest -> its children that are deleted too (listing and bodies)."""
+        children: dict[str, tuple[str, ...]] = {}
+        for m in self.manifests:
+            if m.digest not in deleted:
+                continue
+            kids = list(m.references or ())
+            body = self._body(m.digest)
+            if body is not None:
+                kids += [c for c in body.children if c not in kids]
+            kids = [c for c in kids if c in deleted and c != m.digest]
+            if kids:
+                children[m.digest] = tuple(kids)
+        return children
 
     def _tag_keep_list(self, cosign_keeps: Mapping[str, str]) -> list[Keep]:
         keeps = list(self.tag_keeps)
@@ -486,7 +432,7 @@ class _Planner:
 class _Graph:
     """The kept-set fixpoint over child, referrer, subject and cosign edges."""
 
-    def __init__(self, planner: _Planner) -> None:
+    def __init__(self, planner: RepositoryPlanner) -> None:
         self.p = planner
         self.deleted_tags: set[str] = set(planner.tag_deletes) | set(planner.cosign)
         self.kept: dict[str, str] = {}  # digest -> reason (insertion order = discovery order)

@@ -10,7 +10,6 @@ always have the full numbers.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,10 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from purge.executor import ExecutionResult, ItemError
-from purge.planner import ManifestDeletion, Plan, TagDeletion
-
-#: A cosign-style tag, `sha256-<64 hex>.sig|.att|.sbom`: shortened in tables to stay readable.
-_COSIGN_TAG = re.compile(r"^(sha256-[0-9a-f]{12})[0-9a-f]{52}(\.[a-z]+)$")
+from purge.model import ManifestDeletion, Plan, TagDeletion, short_digest, short_tag
 
 #: Kept entries listed in the report; beyond this only `keptCount` grows.
 MAX_KEPT_ENTRIES = 10_000
@@ -364,16 +360,16 @@ class Report:
         """One table per repository: planned items with their outcome, kept items, errors."""
         rows: dict[str, list[tuple[str, str, str]]] = {name: [] for name in self.repositories}
         for entry in self.plan_entries:
-            ref = _short_tag(entry["ref"]) if entry["kind"] == "tag" else _short(entry["ref"])
+            ref = short_tag(entry["ref"]) if entry["kind"] == "tag" else short_digest(entry["ref"])
             status = _STATUS_TEXT.get(entry["status"], entry["status"])
             rows.setdefault(entry["repository"], []).append(
                 (status, f"{entry['kind']} {ref}", entry["reason"])
             )
         for kept in self.kept:
             item = (
-                f"tag {_short_tag(kept['tag'])}"
+                f"tag {short_tag(kept['tag'])}"
                 if "tag" in kept
-                else f"manifest {_short(kept['digest'])}"
+                else f"manifest {short_digest(kept['digest'])}"
             )
             rows.setdefault(kept["repository"], []).append(("kept", item, kept["reason"]))
         for error in self.errors:
@@ -423,16 +419,6 @@ def human_bytes(count: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{count} B"  # pragma: no cover
-
-
-def _short(digest: str) -> str:
-    algorithm, _, hexdigits = digest.partition(":")
-    return f"{algorithm}:{hexdigits[:12]}" if hexdigits else digest
-
-
-def _short_tag(tag: str) -> str:
-    """A cosign tag `sha256-<64 hex>.sig` shortened for tables; the full name is in the lines."""
-    return _COSIGN_TAG.sub(r"\1…\2", tag)
 
 
 def _iso(moment: datetime) -> str:

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypeVar
 
-from purge import planner
 from purge.config.rules import Rule, closest, repository_matches
 from purge.config.settings import Config
 from purge.executor import Limiter, describe_failure, execute
-from purge.model import ManifestBody, RepositorySnapshot, Tag
-from purge.planner import Plan
+from purge.model import ManifestBody, Plan, RepositorySnapshot, Tag
+from purge.planner import RepositoryPlanner, check_blast_radius
 from purge.registry.protocol import NotFound, Registry
 from purge.report import Report
 
@@ -117,8 +116,6 @@ async def run_purge(
 @dataclass(frozen=True)
 class _Planned:
     plan: Plan
-    #: Index digest -> child digests, so the executor deletes an index before its children.
-    children: dict[str, list[str]]
     #: The tags the plan was made from, to tell whether they changed before deleting.
     tags: tuple[Tag, ...] = ()
 
@@ -154,18 +151,6 @@ async def _check_tags_unchanged(registry: Registry, repository: str, listed: Seq
     }
     if not recent <= seen:
         raise _TagsChanged(f"tag {sorted(recent - seen)[0]!r} changed since the listing")
-
-
-def _index_children(snapshot: RepositorySnapshot) -> dict[str, list[str]]:
-    children: dict[str, list[str]] = {}
-    for manifest in snapshot.manifests:
-        kids = list(manifest.references or ())
-        body = snapshot.bodies.get(manifest.digest)
-        if body is not None:
-            kids += [c for c in body.children if c not in kids]
-        if kids:
-            children[manifest.digest] = kids
-    return children
 
 
 class _Run:
@@ -282,7 +267,7 @@ class _Run:
             # Not every repository was planned: the guard cannot judge a partial picture.
             self.report.add_blocked(plans, rule.name, "the time budget ran out while planning")
             return
-        reason = planner.check_blast_radius(plans, rule)
+        reason = check_blast_radius(plans, rule)
         if reason is not None:
             self.report.add_blocked(plans, rule.name, reason)
             self.progress(f"rule {rule.name!r}: blocked: {reason}")
@@ -319,10 +304,10 @@ class _Run:
             return None
         snapshot = RepositorySnapshot(repository, tuple(tags), tuple(manifests))
         try:
-            needed = planner.bodies_needed(snapshot, rule, self.now)
+            repository_planner = RepositoryPlanner(snapshot, rule, self.now)
+            needed = repository_planner.bodies_needed()
             bodies = await self._fetch_bodies(repository, sorted(needed))
-            snapshot = RepositorySnapshot(repository, snapshot.tags, snapshot.manifests, bodies)
-            plan = planner.plan_repository(snapshot, rule, self.now)
+            plan = repository_planner.plan(bodies)
         except Exception as exc:  # regex timeout or planner failure: keep everything here
             self.report.add_error(
                 repository,
@@ -336,7 +321,7 @@ class _Run:
             f"{repository}: {len(tags)} tags, {len(manifests)} manifests listed; "
             f"{plan.deletion_count} deletions planned"
         )
-        return _Planned(plan, _index_children(snapshot), snapshot.tags)
+        return _Planned(plan, snapshot.tags)
 
     async def _collect(self, items: AsyncIterator[_Item]) -> list[_Item]:
         """A whole listing, abandoned (and closed) once the deadline passes: a repository of
@@ -373,7 +358,6 @@ class _Run:
             dry_run=dry,
             deadline=self.deadline,
             limiter=self.limiter,
-            children=planned.children,
         )
         self.report.add_result(result)
         verb = "would delete" if dry else "deleted"

@@ -37,7 +37,15 @@ from rich.console import Console
 from rich.table import Table
 
 from purge.config.settings import Config, Connection, describe_rule
-from purge.model import INDEX_MEDIA_TYPES, KNOWN_MEDIA_TYPES, Manifest, Tag
+from purge.model import (
+    INDEX_MEDIA_TYPES,
+    KNOWN_MEDIA_TYPES,
+    Manifest,
+    Tag,
+    cosign_subject,
+    short_digest,
+    short_tag,
+)
 from purge.registry.acr import open_registry
 from purge.report import Report, human_bytes
 from purge.service import run_purge
@@ -55,7 +63,6 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 #: Accept every manifest type, as a pulling client does; the emulator serves the stored type.
 MANIFEST_ACCEPT = ", ".join(sorted(KNOWN_MEDIA_TYPES))
-_COSIGN_TAG = re.compile(r"^sha256-([0-9a-f]{64})\.(sig|att|sbom)$")
 
 
 class DemoError(Exception):
@@ -322,14 +329,14 @@ async def _verify_graph(
             await reader.blob(repository, blob)
             result.blobs += 1
         except PullError as exc:
-            result.problems.append(f"{repository}@{_short(digest)}: {exc}")
+            result.problems.append(f"{repository}@{short_digest(digest)}: {exc}")
     edges: list[tuple[str, bool]] = []
     if media_type in INDEX_MEDIA_TYPES:
         edges += [(str(m["digest"]), False) for m in document.get("manifests") or []]
     try:
         edges += [(d, True) for d in await reader.referrers(repository, digest)]
     except PullError as exc:
-        result.problems.append(f"{repository}@{_short(digest)}: referrers: {exc}")
+        result.problems.append(f"{repository}@{short_digest(digest)}: referrers: {exc}")
     for child, is_referrer in edges:
         if child in seen:
             continue
@@ -337,7 +344,7 @@ async def _verify_graph(
             child_digest, child_type, child_doc = await reader.manifest(repository, child)
         except PullError as exc:
             what = "referrer" if is_referrer else "child"
-            result.problems.append(f"{repository}@{_short(digest)}: {what} {child}: {exc}")
+            result.problems.append(f"{repository}@{short_digest(digest)}: {what} {child}: {exc}")
             continue
         if is_referrer:
             result.referrers += 1
@@ -476,17 +483,17 @@ def _kind(
         what = "signature" if "signature" in artifact else "referrer"
         if "spdx" in artifact or "sbom" in artifact or "cyclonedx" in artifact:
             what = "SBOM"
-        return f"{what} of {_short(str(subject.get('digest')))}"
+        return f"{what} of {short_digest(str(subject.get('digest')))}"
     for name in tag_names:
-        match = _COSIGN_TAG.match(name)
-        if match:
-            return f"cosign {match.group(2)} of sha256:{match.group(1)[:12]}"
+        signed = cosign_subject(name)
+        if signed:
+            return f"cosign {name.rsplit('.', 1)[1]} of {short_digest(signed[0])}"
     if media_type not in KNOWN_MEDIA_TYPES:
         return f"unknown type {media_type}"
     label = "Docker image" if "docker" in media_type else "image"
     if manifest.digest in parents:
         index, platform = parents[manifest.digest]
-        return f"{label} {platform} in {_short(index)}"
+        return f"{label} {platform} in {short_digest(index)}"
     return label
 
 
@@ -499,16 +506,6 @@ def _age(moment: datetime | None, now: datetime) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:.0f}h"
     return f"{max(seconds / 60, 1):.0f}m"
-
-
-def _short_tag(tag: str) -> str:
-    match = _COSIGN_TAG.match(tag)
-    return f"sha256-{match.group(1)[:12]}….{match.group(2)}" if match else tag
-
-
-def _short(digest: str) -> str:
-    algorithm, _, hexdigits = digest.partition(":")
-    return f"{algorithm}:{hexdigits[:12]}" if hexdigits else digest
 
 
 # --- the demo --------------------------------------------------------------------------------
@@ -605,9 +602,9 @@ class Output:
                 table.add_column(column, overflow="fold")
             for row in rows:
                 table.add_row(
-                    ", ".join(_short_tag(t) for t in row.tags) or "(untagged)",
+                    ", ".join(short_tag(t) for t in row.tags) or "(untagged)",
                     row.age,
-                    _short(row.digest),
+                    short_digest(row.digest),
                     row.locked,
                     row.kind,
                 )

@@ -312,13 +312,16 @@ def _parse_go_duration(rest: str, text: str) -> Fraction:
 
 
 def format_duration(value: timedelta) -> str:
-    """The `--ago` spelling of a duration (`1d3h6m`, `0d`), which parse_duration reads back."""
+    """The `--ago` spelling of a duration (`30d`, `1d3h6m`, `15m`, `0d`): parse_duration reads
+    it back exactly. Days are left out of a duration under one day, as people write it."""
+    if value < timedelta(0):
+        return "-" + format_duration(-value)
     micros = value // timedelta(microseconds=1)
     days, micros = divmod(micros, 86_400_000_000)
     hours, micros = divmod(micros, 3_600_000_000)
     minutes, micros = divmod(micros, 60_000_000)
     seconds = Fraction(micros, 1_000_000)
-    text = f"{days}d"
+    text = f"{days}d" if days or (not micros and not hours and not minutes) else ""
     if hours:
         text += f"{hours}h"
     if minutes:

@@ -7,8 +7,15 @@ import time
 from datetime import datetime, timezone
 
 from purge.executor import execute
-from purge.model import OCI_MANIFEST, Manifest, ManifestBody, Tag
-from purge.planner import ManifestDeletion, Plan, TagDeletion
+from purge.model import (
+    OCI_MANIFEST,
+    Manifest,
+    ManifestBody,
+    ManifestDeletion,
+    Plan,
+    Tag,
+    TagDeletion,
+)
 from purge.registry.protocol import PermissionDenied
 from tests.fakes import InMemoryRegistry
 
@@ -210,6 +217,7 @@ def index_plan() -> Plan:
     return Plan(
         "app",
         "r",
+        children={digest(5): (digest(3), digest(4))},
         tag_deletions=(TagDeletion("t5", digest(5), "old", removed_with=digest(5)),),
         manifest_deletions=(
             ManifestDeletion(digest(3), ("t3",), 1, "child of deleted index"),
@@ -221,8 +229,7 @@ def index_plan() -> Plan:
 
 async def test_an_index_is_deleted_before_its_children() -> None:
     registry = registry_with(6)
-    children = {digest(5): [digest(3), digest(4)]}
-    result = await execute(index_plan(), registry, dry_run=False, children=children)
+    result = await execute(index_plan(), registry, dry_run=False)
     deletes = [ref for method, _, ref in registry.log if method == "delete_manifest"]
     assert deletes[0] == digest(5) and set(deletes[1:]) == {digest(3), digest(4)}
     assert {o.status for o in result.manifests} == {"deleted"}
@@ -231,8 +238,7 @@ async def test_an_index_is_deleted_before_its_children() -> None:
 async def test_children_are_kept_when_their_index_fails() -> None:
     registry = registry_with(6)
     registry.fail("delete_manifest", ref=digest(5))
-    children = {digest(5): [digest(3), digest(4)]}
-    result = await execute(index_plan(), registry, dry_run=False, children=children)
+    result = await execute(index_plan(), registry, dry_run=False)
     assert registry.calls["delete_manifest"] == 1
     assert {digest(3), digest(4), digest(5)} <= registry.manifest_digests("app")
     assert [o.status for o in result.manifests] == ["failed", "failed", "failed"]

@@ -12,24 +12,19 @@ import pytest
 import regex
 
 from purge.config import rules
-from purge.config.rules import MaxDeletions, Rule, TagFilter
+from purge.config.rules import MaxDeletions, Rule, TagFilter, format_duration
 from purge.model import (
     DOCKER_MANIFEST,
     OCI_INDEX,
     OCI_MANIFEST,
+    Keep,
     Manifest,
     ManifestBody,
+    Plan,
     RepositorySnapshot,
     Tag,
 )
-from purge.planner import (
-    Keep,
-    Plan,
-    bodies_needed,
-    check_blast_radius,
-    format_duration,
-    plan_repository,
-)
+from purge.planner import bodies_needed, check_blast_radius, plan_repository
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -17,10 +17,11 @@ from purge.model import (
     OCI_MANIFEST,
     Manifest,
     ManifestBody,
+    Plan,
     RepositorySnapshot,
     Tag,
 )
-from purge.planner import Plan, plan_repository, short
+from purge.planner import plan_repository, short
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

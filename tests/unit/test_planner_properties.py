@@ -23,10 +23,11 @@ from purge.model import (
     OCI_MANIFEST,
     Manifest,
     ManifestBody,
+    Plan,
     RepositorySnapshot,
     Tag,
 )
-from purge.planner import Plan, bodies_needed, plan_repository
+from purge.planner import bodies_needed, plan_repository
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, tzinfo=UTC)

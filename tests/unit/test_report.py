@@ -9,8 +9,7 @@ import pytest
 
 from purge import report as report_module
 from purge.executor import execute
-from purge.model import DOCKER_MANIFEST, Manifest, Tag
-from purge.planner import Keep, ManifestDeletion, Plan, TagDeletion
+from purge.model import DOCKER_MANIFEST, Keep, Manifest, ManifestDeletion, Plan, Tag, TagDeletion
 from purge.report import Report, human_bytes
 from tests.fakes import InMemoryRegistry
 
