@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from purge import __version__
+from purge.config.hosts import HostError, parse_login_server
 from purge.config.settings import Config, ConfigError, Connection
 
 EXIT_OK = 0
@@ -166,15 +167,10 @@ def resolve_registry(value: str | None, environ: Mapping[str, str]) -> str:
                 "PURGE_REGISTRY to the registry's login server, or pass -r myreg.azurecr.io"
             )
         value = configured
-    if value.startswith("http://"):
-        raise BadInput(f"-r/--registry {value!r}: plain http is not allowed; use the host name")
-    value = value.removeprefix("https://").rstrip("/")
-    if not value or "/" in value or " " in value:
-        raise BadInput(
-            f"-r/--registry {value!r}: expected a login server such as myreg.azurecr.io "
-            "(host[:port], no path)"
-        )
-    return value
+    try:
+        return parse_login_server(value)
+    except HostError as exc:
+        raise BadInput(f"-r/--registry {value!r}: {exc}") from exc
 
 
 def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) -> Config:

@@ -12,6 +12,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from purge.config.hosts import HostError, parse_login_server
 from purge.config.rules import (
     MaxDeletions,
     Rule,
@@ -252,14 +253,12 @@ def _parse_one(tokens: Sequence[str], registry: str | None, name: str) -> Rule:
 def _check_registry(given: str, registry: str) -> None:
     if given == RUN_REGISTRY_PLACEHOLDER:
         return
-    if _host(given) != _host(registry):
+    try:
+        same = parse_login_server(given) == parse_login_server(registry)
+    except HostError as exc:
+        raise RuleError(f"-r/--registry {given!r}: {exc}") from exc
+    if not same:
         raise RuleError(
             f"-r/--registry {given!r} differs from PURGE_REGISTRY {registry!r}; use "
             f"{RUN_REGISTRY_PLACEHOLDER} or the same login server"
         )
-
-
-def _host(value: str) -> str:
-    value = value.strip().lower()
-    value = value.removeprefix("https://")
-    return value.rstrip("/")

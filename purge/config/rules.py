@@ -1,6 +1,6 @@
 """Rules: what to purge, with `acr purge`'s flag semantics (DESIGN.md section 3).
 
-INTERFACE FIRST: the dataclasses below are the contract the planner, settings and CLI share.
+The dataclasses below are what the planner, the settings and the CLI share.
 """
 
 from __future__ import annotations

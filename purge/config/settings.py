@@ -1,6 +1,7 @@
 """App settings (environment variables) and CLI flags -> a validated Config.
 
-INTERFACE FIRST: Config is the contract between settings, service, acr client and triggers.
+Config is what the service, the registry client and the function handlers read; nothing else
+reads the environment.
 """
 
 from __future__ import annotations
@@ -8,14 +9,21 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import urllib.parse
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from purge.config.command import parse_purge_command
+from purge.config.command import MAX_CONCURRENCY, parse_purge_command
+from purge.config.hosts import (
+    AZURE_REGISTRY_SUFFIXES,
+    LOGIN_SERVER_FORM,
+    HostError,
+    is_allowed,
+    parse_host_port,
+    parse_login_server,
+)
 from purge.config.rules import (
     Rule,
     RuleError,
@@ -29,7 +37,8 @@ from purge.config.rules import (
 from purge.config.schedule import ScheduleError
 from purge.config.schedule import validate as validate_schedule
 
-AZURE_REGISTRY_SUFFIXES = (".azurecr.io", ".azurecr.cn", ".azurecr.us")
+#: The Entra ID audience of ACR tokens in Azure's public cloud; PURGE_AUDIENCE sets another.
+DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
 
 
 class ConfigError(ValueError):
@@ -85,11 +94,8 @@ KNOWN_SETTINGS = (
     "PURGE_USERNAME",
     "PURGE_PASSWORD",
 )
-MAX_CONCURRENCY = 64
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
-_HOST_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
-_REGISTRY_FORM = "expected a login server such as myregistry.azurecr.io (host[:port], no path)"
 
 
 def load_settings(environ: Mapping[str, str], *, require_schedule: bool = False) -> Config:
@@ -242,14 +248,13 @@ def _parse_allowed_hosts(value: str | None, errors: list[str]) -> tuple[str, ...
     if value is None:
         return ()
     hosts = []
-    for entry in (part.strip().lower() for part in value.split(",")):
+    for entry in (part.strip() for part in value.split(",")):
         if not entry:
             continue
-        host, port, problem = _split_host(entry)
-        if problem:
-            errors.append(f"PURGE_ALLOWED_HOSTS: entry {entry!r}: {problem}")
-        else:
-            hosts.append(host if port is None else f"{host}:{port}")
+        try:
+            hosts.append(parse_host_port(entry))
+        except HostError as exc:
+            errors.append(f"PURGE_ALLOWED_HOSTS: entry {entry.lower()!r}: {exc}")
     return tuple(hosts)
 
 
@@ -257,23 +262,14 @@ def _parse_registry(
     value: str | None, allowed_hosts: tuple[str, ...], errors: list[str]
 ) -> str | None:
     if value is None:
-        errors.append(f"PURGE_REGISTRY: required; {_REGISTRY_FORM}")
+        errors.append(f"PURGE_REGISTRY: required; {LOGIN_SERVER_FORM}")
         return None
-    text = value.lower()
-    if text.startswith("http://"):
-        errors.append(
-            f"PURGE_REGISTRY: {value!r}: plain http is refused (tokens would leak); "
-            "use https:// or just the host"
-        )
+    try:
+        login_server = parse_login_server(value)
+    except HostError as exc:
+        errors.append(f"PURGE_REGISTRY: {value!r}: {exc}")
         return None
-    text = text.removeprefix("https://").removesuffix("/")
-    host, port, problem = _split_host(text)
-    if problem:
-        errors.append(f"PURGE_REGISTRY: {value!r}: {problem}; {_REGISTRY_FORM}")
-        return None
-    login_server = host if port is None else f"{host}:{port}"
-    azure = any(host.endswith(s) and len(host) > len(s) for s in AZURE_REGISTRY_SUFFIXES)
-    if not azure and host not in allowed_hosts and login_server not in allowed_hosts:
+    if not is_allowed(login_server, allowed_hosts):
         errors.append(
             f"PURGE_REGISTRY: {value!r} is not an Azure registry (host ending in "
             f"{', '.join(AZURE_REGISTRY_SUFFIXES)}) and not in PURGE_ALLOWED_HOSTS; tokens are "
@@ -281,22 +277,6 @@ def _parse_registry(
         )
         return None
     return login_server
-
-
-def _split_host(text: str) -> tuple[str, int | None, str | None]:
-    """(host, port, problem) for `host[:port]`; problem is None when it is well formed."""
-    if not text or any(c in text for c in "/?#@ \t"):
-        return "", None, "expected host[:port] with no scheme, path, user or spaces"
-    host, sep, port_text = text.partition(":")
-    port = None
-    if sep:
-        if not port_text.isascii() or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            return "", None, f"port {port_text!r} is not a number between 1 and 65535"
-        port = int(port_text)
-    labels = host.split(".")
-    if not all(_HOST_LABEL.fullmatch(label) for label in labels) or len(host) > 253:
-        return "", None, f"{host!r} is not a valid host name"
-    return host, port, None
 
 
 def _parse_rules(
@@ -385,7 +365,7 @@ def _parse_audience(value: str | None, errors: list[str]) -> str | None:
     if parts.scheme != "https" or not parts.hostname:
         errors.append(
             f"PURGE_AUDIENCE: {value!r}: expected an https URL such as "
-            "https://containerregistry.azure.net (the ACR AAD audience of your cloud)"
+            f"{DEFAULT_AUDIENCE} (the ACR AAD audience of your cloud)"
         )
         return None
     return value

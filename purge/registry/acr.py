@@ -27,7 +27,8 @@ from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, Sans
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.core.rest import AsyncHttpResponse, HttpRequest
 
-from purge.config.settings import AZURE_REGISTRY_SUFFIXES, Connection
+from purge.config.hosts import UntrustedRegistry, trusted_host
+from purge.config.settings import DEFAULT_AUDIENCE, Connection
 from purge.isotime import parse_utc
 from purge.model import Manifest, ManifestBody, Tag
 from purge.registry.protocol import ManifestUnreadable, NotFound, PermissionDenied, RegistryError
@@ -52,57 +53,11 @@ READ_TIMEOUT = 60.0
 _CHALLENGE_KEY = "purge_acr_challenge"
 
 
-class UntrustedRegistry(ValueError):
-    """The login server is not one we may send credentials to (refused before any request)."""
-
-
 class ForeignHostRequest(RegistryError):
     """A request (e.g. a paging link) pointed at a host other than the registry: not sent."""
 
 
 # ---------------------------------------------------------------- confinement and scopes
-
-
-def trusted_host(login_server: str, allowed_hosts: tuple[str, ...] | list[str] = ()) -> str:
-    """Validate `host[:port]` and return it lower-cased; raise UntrustedRegistry otherwise.
-
-    Credentials go only to https hosts under an Azure registry suffix or listed explicitly in
-    PURGE_ALLOWED_HOSTS (e.g. the local emulator).
-    """
-    raw = login_server.strip()
-    if raw.lower().startswith("https://"):
-        raw = raw[len("https://") :].rstrip("/")
-    if "://" in raw:
-        raise UntrustedRegistry(
-            f"PURGE_REGISTRY {login_server!r}: only https registries are supported; give the "
-            "login server as host[:port], e.g. myregistry.azurecr.io"
-        )
-    try:
-        parts = urlsplit("https://" + raw)
-        hostname = parts.hostname
-        port = parts.port
-    except ValueError as exc:
-        raise UntrustedRegistry(
-            f"PURGE_REGISTRY {login_server!r} is not host[:port]: {exc}"
-        ) from exc
-    if not hostname or parts.path or parts.query or parts.fragment or "@" in raw or " " in raw:
-        raise UntrustedRegistry(
-            f"PURGE_REGISTRY {login_server!r} is not a login server; expected host[:port], "
-            "e.g. myregistry.azurecr.io"
-        )
-    host = hostname.lower()
-    netloc = host if port is None else f"{host}:{port}"
-    allowed = {entry.strip().lower() for entry in allowed_hosts if entry.strip()}
-    azure = any(
-        host.endswith(suffix) and len(host) > len(suffix) for suffix in AZURE_REGISTRY_SUFFIXES
-    )
-    if azure or host in allowed or netloc in allowed:
-        return netloc
-    raise UntrustedRegistry(
-        f"PURGE_REGISTRY {login_server!r}: tokens are only sent to hosts ending in "
-        f"{', '.join(AZURE_REGISTRY_SUFFIXES)} or listed in PURGE_ALLOWED_HOSTS "
-        f"(currently: {', '.join(sorted(allowed)) or 'none'})"
-    )
 
 
 def _repository_and_rest(path: str, prefix: str, markers: tuple[str, ...]) -> tuple[str, str]:
@@ -454,7 +409,7 @@ class AcrRegistry:
         # No credential for the SDK: the broker alone holds it, so the SDK's own challenge
         # policy can never send an Azure AD token anywhere.
         self._client = ContainerRegistryClient(
-            self.endpoint, None, audience=connection.audience or "https://containerregistry.azure.net",
+            self.endpoint, None, audience=connection.audience or DEFAULT_AUDIENCE,
             **kwargs,
         )  # fmt: skip
 

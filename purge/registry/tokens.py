@@ -23,11 +23,9 @@ from typing import Any, Protocol
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.rest import AsyncHttpResponse, HttpRequest
 
-from purge.config.settings import Connection
+from purge.config.settings import DEFAULT_AUDIENCE, Connection
 from purge.registry.protocol import PermissionDenied, RegistryError
 
-#: The AAD audience of ACR in the public cloud (sovereign clouds set Connection.audience).
-DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
 #: When a token carries no readable `exp`, assume it lives this long (a 401 renews it anyway).
 UNKNOWN_LIFETIME = 60.0
 #: Renew this long before `exp`, at most; short-lived tokens renew at 80% of their lifetime.
