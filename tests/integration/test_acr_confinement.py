@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from acr_emulator.testing import EmulatorServer
+from purge.config.hosts import UntrustedRegistry
 from purge.config.settings import Connection
-from purge.registry.acr import ForeignHostRequest, UntrustedRegistry, open_registry
+from purge.registry.acr import open_registry
+from purge.registry.policies import ForeignHostRequest
 from purge.registry.protocol import RegistryError
 
 

@@ -19,7 +19,8 @@ import pytest
 from acr_emulator.testing import EmulatorServer
 from purge.config.settings import Config, Connection, load_settings
 from purge.registry import acr as acr_module
-from purge.registry.acr import RETRY_TOTAL, AcrRegistry, BoundedRetryPolicy
+from purge.registry.acr import AcrRegistry
+from purge.registry.policies import RETRY_TOTAL, BoundedRetryPolicy
 from purge.service import run_purge
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
 

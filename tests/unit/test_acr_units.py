@@ -8,18 +8,12 @@ from datetime import datetime, timezone
 
 import pytest
 
+from purge.config.hosts import UntrustedRegistry, trusted_host
 from purge.config.settings import Connection
-from purge.registry.acr import (
-    UntrustedRegistry,
-    body_from_json,
-    manifest_from_json,
-    parse_time,
-    scope_for,
-    tag_from_json,
-    trusted_host,
-)
+from purge.registry.policies import scope_for
 from purge.registry.protocol import ManifestUnreadable
 from purge.registry.tokens import jwt_claims, parse_challenge, renew_at, token_source
+from purge.registry.wire import body_from_json, manifest_from_json, parse_time, tag_from_json
 
 
 def jwt(payload: dict[str, object], *, urlsafe: bool = True) -> str:

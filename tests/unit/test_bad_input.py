@@ -17,7 +17,7 @@ from purge.config import rules
 from purge.config.rules import make_rule
 from purge.config.settings import Config, Connection
 from purge.model import DOCKER_MANIFEST
-from purge.registry.acr import manifest_from_json, parse_time, tag_from_json
+from purge.registry.wire import manifest_from_json, parse_time, tag_from_json
 from purge.service import run_purge
 from tests.fakes import InMemoryRegistry
 

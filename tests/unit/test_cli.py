@@ -11,6 +11,7 @@ import pytest
 
 import purge.registry.acr
 from purge.cli import main as cli
+from purge.config.hosts import trusted_host
 from purge.config.settings import Connection
 from purge.model import DOCKER_MANIFEST, Manifest, Tag
 from tests.fakes import InMemoryRegistry
@@ -34,7 +35,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> InMemoryRegistry:
     opened: list[Connection] = []
 
     def open_registry(connection: Connection, *, max_concurrency: int | None = None) -> object:
-        purge.registry.acr.trusted_host(connection.login_server, connection.allowed_hosts)
+        trusted_host(connection.login_server, connection.allowed_hosts)
         opened.append(connection)
         return reg
 

@@ -1,0 +1,193 @@
+"""Pipeline policies that make the SDK client fit for purging (see purge.registry.acr).
+
+- `AcrTokenPolicy` (per call): refuses any host but the configured registry, attaches a cached
+  per-scope ACR token and answers a 401 challenge itself, once (the realm is never followed).
+- `ChallengeInterceptor` (per try): hands the challenge to `AcrTokenPolicy` and hides it from the
+  SDK's own challenge policy, which would otherwise re-exchange tokens on every call.
+- `ThrottlePolicy` (per try): the shared adaptive limit of `purge.registry.throttle`.
+- `BoundedRetryPolicy`: azure-core's retries with a bounded Retry-After.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, SansIOHTTPPolicy
+
+from purge.registry.protocol import RegistryError
+from purge.registry.throttle import AdaptiveLimiter
+from purge.registry.tokens import TokenBroker, parse_challenge
+
+#: Retries of one call (5xx, 429, dropped connection): enough to ride out a blip, bounded so a
+#: run can stop within its budget.
+RETRY_TOTAL = 4
+RETRY_BACKOFF = 0.5
+RETRY_BACKOFF_MAX = 8.0
+MAX_RETRY_AFTER = 30.0
+_CHALLENGE_KEY = "purge_acr_challenge"
+
+
+class ForeignHostRequest(RegistryError):
+    """A request (e.g. a paging link) pointed at a host other than the registry: not sent."""
+
+
+# ---------------------------------------------------------------- confinement and scopes
+
+
+def _repository_and_rest(path: str, prefix: str, markers: tuple[str, ...]) -> tuple[str, str]:
+    rest = path[len(prefix) :]
+    for marker in markers:
+        index = rest.find(marker)
+        if index > 0:
+            return unquote(rest[:index]), rest[index:]
+    return unquote(rest.rstrip("/")), ""
+
+
+def scope_for(method: str, path: str) -> str | None:
+    """The ACR token scope a data-plane request needs, as ACR's challenges name it."""
+    method = method.upper()
+    if path.rstrip("/") in ("/acr/v1/_catalog", "/v2/_catalog"):
+        return "registry:catalog:*"
+    if path.startswith("/acr/v1/"):
+        repo, _ = _repository_and_rest(path, "/acr/v1/", ("/_tags", "/_manifests"))
+        action = {"DELETE": "delete", "PATCH": "metadata_write"}.get(method, "metadata_read")
+    elif path.startswith("/v2/") and path != "/v2/":
+        repo, _ = _repository_and_rest(
+            path, "/v2/", ("/manifests/", "/blobs/", "/tags/", "/referrers/")
+        )
+        action = {"DELETE": "delete", "GET": "pull", "HEAD": "pull"}.get(method, "pull,push")
+    else:
+        return None
+    return f"repository:{repo}:{action}" if repo else None
+
+
+# ---------------------------------------------------------------- pipeline policies
+
+
+class AcrTokenPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
+    """Host confinement + cached per-scope tokens + one challenge round (see module doc)."""
+
+    def __init__(self, host: str, broker: TokenBroker, send: Any) -> None:
+        super().__init__()
+        self._host = host
+        self._broker = broker
+        self._send = send
+        #: predicted scope -> the scope the registry's challenge asked for instead
+        self._aliases: dict[str, str] = {}
+        self.challenges = 0
+
+    async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        http = request.http_request
+        url = urlsplit(http.url)
+        if url.scheme.lower() != "https" or url.netloc.lower() != self._host:
+            raise ForeignHostRequest(
+                f"refused to send a request to {url.scheme}://{url.hostname}: only "
+                f"https://{self._host} is trusted with credentials"
+            )
+        if url.path.startswith("/oauth2/"):
+            return await self.next.send(request)
+        predicted = scope_for(http.method, url.path)
+        scope = self._aliases.get(predicted, predicted) if predicted else None
+        used: str | None = None
+        if scope is not None:
+            used = await self._broker.token(self._send, scope)
+            http.headers["Authorization"] = "Bearer " + used
+        response = await self.next.send(request)
+        challenge = request.context.get(_CHALLENGE_KEY)
+        request.context[_CHALLENGE_KEY] = None
+        if response.http_response.status_code != 401 or not challenge:
+            return response
+        params = parse_challenge(challenge)
+        wanted = params.get("scope")
+        if not wanted:
+            return response
+        self.challenges += 1
+        if params.get("service"):
+            self._broker.service = params["service"]
+        if predicted is not None and wanted != predicted:
+            self._aliases[predicted] = wanted
+        fresh = await self._broker.token(self._send, wanted, reject=used)
+        http.headers["Authorization"] = "Bearer " + fresh
+        return await self.next.send(request)
+
+
+class ChallengeInterceptor(SansIOHTTPPolicy):  # type: ignore[type-arg]
+    """Moves a 401's WWW-Authenticate into the pipeline context (see module doc)."""
+
+    def on_response(self, request: PipelineRequest, response: PipelineResponse) -> None:  # type: ignore[type-arg]
+        headers = response.http_response.headers
+        if response.http_response.status_code == 401 and "WWW-Authenticate" in headers:
+            request.context[_CHALLENGE_KEY] = headers["WWW-Authenticate"]
+            del headers["WWW-Authenticate"]
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _remaining(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+class ThrottlePolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
+    """Every attempt takes a slot of the shared AdaptiveLimiter and reports how it went."""
+
+    def __init__(self, limiter: AdaptiveLimiter) -> None:
+        super().__init__()
+        self._limiter = limiter
+
+    async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        started = await self._limiter.acquire()
+        try:
+            response = await self.next.send(request)
+        except BaseException:
+            await self._limiter.release(started)
+            raise
+        headers = response.http_response.headers
+        await self._limiter.release(
+            started,
+            throttled=response.http_response.status_code == 429,
+            retry_after=_retry_after_seconds(headers.get("Retry-After")),
+            remaining=_remaining(headers.get("x-ms-ratelimit-remaining-calls-per-second")),
+        )
+        return response
+
+
+class BoundedRetryPolicy(AsyncRetryPolicy):  # type: ignore[type-arg]
+    """azure-core's retries with full jitter, a capped Retry-After, and idempotent POST/PATCH.
+
+    Our POSTs are token requests and our PATCHes set lock flags: repeating either is harmless.
+    DELETE is retried too: a 404 on the retry means the first attempt already deleted it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._method_whitelist = frozenset({"HEAD", "GET", "PUT", "DELETE", "POST", "PATCH"})
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        base = float(super().get_backoff_time(settings))
+        return random.uniform(base / 2, base) if base > 0 else 0.0
+
+    def get_retry_after(self, response: PipelineResponse) -> float | None:  # type: ignore[type-arg]
+        value = super().get_retry_after(response)
+        return None if value is None else min(float(value), MAX_RETRY_AFTER)
