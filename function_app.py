@@ -22,7 +22,8 @@ JSON_MIMETYPE = "application/json"
 @app.timer_trigger(schedule="%PURGE_SCHEDULE%", arg_name="timer", use_monitor=True)
 async def purge_timer(timer: func.TimerRequest) -> None:
     """Run the rules due on this tick; an invalid configuration logs and deletes nothing."""
-    from purge.functions.triggers import read_function_timeout, run_timer_tick
+    from purge.functions.common import read_function_timeout
+    from purge.functions.timer import run_timer_tick
 
     await run_timer_tick(
         os.environ,
@@ -35,7 +36,7 @@ async def purge_timer(timer: func.TimerRequest) -> None:
 @app.route(route="purge", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def purge_http(req: func.HttpRequest) -> func.HttpResponse:
     """Run the configured rules now: a dry run unless the body says `"dryRun": false`."""
-    from purge.functions.triggers import run_http_purge
+    from purge.functions.http import run_http_purge
 
     answer = await run_http_purge(
         os.environ,
@@ -49,7 +50,8 @@ async def purge_http(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="purge/status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def purge_status(req: func.HttpRequest) -> func.HttpResponse:
     """The parsed configuration (no secrets), its errors, the next fire times, the version."""
-    from purge.functions.triggers import read_function_timeout, status_document
+    from purge.functions.common import read_function_timeout
+    from purge.functions.status import status_document
 
     document = status_document(os.environ, function_timeout=read_function_timeout(HOST_JSON))
     return func.HttpResponse(json.dumps(document, indent=2), mimetype=JSON_MIMETYPE)

@@ -1,4 +1,4 @@
-"""The HTTP API's request parsing and response shaping, free of azure.functions.
+"""`POST /api/purge`: request parsing, the run, response shaping; free of azure.functions.
 
 A request that deletes is the most dangerous thing this app does, so parsing is strict: anything
 it does not understand (unknown keys, wrong types, duplicate keys, query parameters) is a 400
@@ -8,11 +8,18 @@ that says what is wrong, rather than a silently ignored option that turns into a
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from purge.config.rules import closest, json_type
+from purge.config.settings import ConfigError, load_settings
+from purge.functions.common import http_budget, log_report
+from purge.registry.protocol import RegistryError
+
+log = logging.getLogger("purge.functions")
 
 #: Bodies above this are refused before parsing: a legitimate request is a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
@@ -171,3 +178,43 @@ def _describe(value: Any) -> str:
     if len(shown) > 40:
         shown = shown[:37] + "..."
     return f"{json_type(value)} {shown}"
+
+
+async def run_http_purge(
+    environ: Mapping[str, str],
+    *,
+    body: bytes,
+    content_type: str | None,
+    query: Mapping[str, str],
+    now: datetime | None = None,
+) -> ApiResponse:
+    """`POST /api/purge`: dry run unless asked otherwise, answered within the front-end limit."""
+    try:
+        request = parse_purge_request(body, content_type=content_type, query=query)
+    except BadRequest as exc:
+        return error_response(400, exc.error, exc.details)
+    try:
+        config = load_settings(environ)
+    except ConfigError as exc:
+        log.error("purge_http: invalid configuration, nothing deleted: %s", "; ".join(exc.errors))
+        return error_response(500, "invalid configuration; nothing was deleted", exc.errors)
+    from purge.service import UnknownRule, run_purge
+
+    try:
+        report = await run_purge(
+            config,
+            rule_names=request.rules,
+            dry_run=request.dry_run,
+            budget_seconds=http_budget(config.time_budget),
+            now=now,
+        )
+    except UnknownRule as exc:
+        return error_response(400, "unknown rule name", [str(exc)])
+    except RegistryError as exc:
+        log.error("purge_http: the registry refused or failed: %s", exc)
+        return error_response(502, "the registry refused or failed the request", [str(exc)])
+    except Exception as exc:
+        log.exception("purge_http: the purge failed")
+        return error_response(500, "the purge failed", [f"{type(exc).__name__}: {exc}"])
+    log_report(report, "purge_http")
+    return ApiResponse(200, report.to_dict())

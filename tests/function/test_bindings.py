@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import function_app
-from purge.functions import triggers
+from purge.functions import common
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,10 +66,10 @@ def test_host_json_bounds_the_run_and_the_default_budget_fits_inside() -> None:
     host = json.loads((ROOT / "host.json").read_text())
     assert host["version"] == "2.0"
     assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
-    timeout = triggers.read_function_timeout(ROOT / "host.json")
+    timeout = common.read_function_timeout(ROOT / "host.json")
     assert timeout == 600.0
-    budget = triggers.timer_budget(None, timeout)
-    assert 0 < budget <= timeout - triggers.TIMEOUT_MARGIN_SECONDS
+    budget = common.timer_budget(None, timeout)
+    assert 0 < budget <= timeout - common.TIMEOUT_MARGIN_SECONDS
 
 
 def test_importing_the_app_loads_no_sdk_and_reads_no_setting() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 import function_app
 import purge
-from purge.functions import triggers
+from purge.functions import status
 
 UTC = timezone.utc
 SECRET = "s3cret-Pa55word-never-shown"
@@ -73,7 +73,7 @@ def test_status_document_fire_times_are_exact_for_a_given_moment(
     settings: dict[str, str],
 ) -> None:
     now = datetime(2024, 5, 1, 3, 0, 0, tzinfo=UTC)  # a Wednesday, exactly at a fire time
-    document = triggers.status_document(SETTINGS, function_timeout=600.0, now=now)
+    document = status.status_document(SETTINGS, function_timeout=600.0, now=now)
     assert document["now"] == "2024-05-01T03:00:00+00:00"
     assert document["schedule"] == {
         "expression": "0 0 3 * * *",

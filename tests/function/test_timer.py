@@ -16,7 +16,8 @@ from azure.functions.timer import TimerRequest
 
 import function_app
 from acr_emulator.testing import EmulatorServer
-from purge.functions import triggers
+from purge.functions import common
+from purge.functions import timer as timer_module
 from purge.isotime import parse_utc
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
 from tests.function.support import set_app_settings
@@ -51,19 +52,19 @@ def at(text: str) -> datetime:
     ],
 )
 def test_status_times_are_read_as_utc(raw: object, expected: datetime | None) -> None:
-    assert triggers.parse_status_time(raw) == expected
+    assert timer_module.parse_status_time(raw) == expected
 
 
 def test_previous_tick_is_the_last_run_the_host_recorded() -> None:
     tick = at("2024-05-02T03:00:00.05")
     status = {"Last": "2024-05-01T03:00:00+00:00", "Next": "2024-05-02T03:00:00+00:00"}
-    assert triggers.previous_tick(DAILY_3AM, status, tick) == at("2024-05-01T03:00:00")
+    assert timer_module.previous_tick(DAILY_3AM, status, tick) == at("2024-05-01T03:00:00")
 
 
 def test_a_long_outage_widens_the_window_to_the_last_real_run() -> None:
     tick = at("2024-05-10T03:00:01")
     status = {"last": "2024-05-01T03:00:00Z"}
-    assert triggers.previous_tick(DAILY_3AM, status, tick) == at("2024-05-01T03:00:00")
+    assert timer_module.previous_tick(DAILY_3AM, status, tick) == at("2024-05-01T03:00:00")
 
 
 @pytest.mark.parametrize(
@@ -75,9 +76,9 @@ def test_without_a_usable_status_the_timer_is_assumed_to_have_run_on_schedule(
 ) -> None:
     """First run, lost status, or a status in the future (clock skew): one period back."""
     tick = at("2024-05-02T03:00:00.2")
-    assert triggers.previous_tick(DAILY_3AM, status, tick) == at("2024-05-01T03:00:00")
+    assert timer_module.previous_tick(DAILY_3AM, status, tick) == at("2024-05-01T03:00:00")
     hourly = "0 0 * * * *"
-    assert triggers.previous_tick(hourly, status, at("2024-05-02T14:00:00")) == at(
+    assert timer_module.previous_tick(hourly, status, at("2024-05-02T14:00:00")) == at(
         "2024-05-02T13:00:00"
     )
 
@@ -85,7 +86,7 @@ def test_without_a_usable_status_the_timer_is_assumed_to_have_run_on_schedule(
 def test_fallback_reads_ncrontab_day_and_weekday_together() -> None:
     """`0 0 3 1 * MON` fires on the 1st only when it is a Monday (NCRONTAB), not 1st OR Monday."""
     tick = at("2024-07-01T03:00:00")  # a Monday, the 1st
-    assert triggers.previous_tick("0 0 3 1 * MON", None, tick) == at("2024-04-01T03:00:00")
+    assert timer_module.previous_tick("0 0 3 1 * MON", None, tick) == at("2024-04-01T03:00:00")
 
 
 # --- budgets ----------------------------------------------------------------------------
@@ -96,36 +97,36 @@ def test_fallback_reads_ncrontab_day_and_weekday_together() -> None:
     [("00:10:00", 600.0), ("00:05:30", 330.0), ("1.02:00:00", 93600.0), ("-1", None), (None, None)],
 )
 def test_function_timeout_parsing(text: str | None, seconds: float | None) -> None:
-    assert triggers.parse_function_timeout(text) == seconds
+    assert common.parse_function_timeout(text) == seconds
 
 
 def test_a_malformed_function_timeout_is_an_error_naming_it() -> None:
     with pytest.raises(ValueError, match="functionTimeout '10 minutes'"):
-        triggers.parse_function_timeout("10 minutes")
+        common.parse_function_timeout("10 minutes")
 
 
 def test_timer_budget_defaults_below_the_function_timeout_and_never_exceeds_it() -> None:
-    assert triggers.timer_budget(None, 600.0) == 540.0
-    assert triggers.timer_budget(120.0, 600.0) == 120.0
-    assert triggers.timer_budget(3600.0, 600.0) == 540.0  # the host would kill the run
-    assert triggers.timer_budget(None, 60.0) == 30.0  # tiny timeouts keep half
-    assert triggers.timer_budget(None, None) == triggers.DEFAULT_TIMER_BUDGET_SECONDS
-    assert triggers.timer_budget(5000.0, None) == 5000.0  # unbounded (Flex, Premium)
+    assert common.timer_budget(None, 600.0) == 540.0
+    assert common.timer_budget(120.0, 600.0) == 120.0
+    assert common.timer_budget(3600.0, 600.0) == 540.0  # the host would kill the run
+    assert common.timer_budget(None, 60.0) == 30.0  # tiny timeouts keep half
+    assert common.timer_budget(None, None) == common.DEFAULT_TIMER_BUDGET_SECONDS
+    assert common.timer_budget(5000.0, None) == 5000.0  # unbounded (Flex, Premium)
 
 
 def test_http_budget_always_answers_before_the_front_end_limit() -> None:
-    assert triggers.http_budget(None) == 200.0
-    assert triggers.http_budget(30.0) == 30.0
-    assert triggers.http_budget(900.0) == 200.0
+    assert common.http_budget(None) == 200.0
+    assert common.http_budget(30.0) == 30.0
+    assert common.http_budget(900.0) == 200.0
 
 
 def test_long_reports_are_logged_in_numbered_parts_that_join_back() -> None:
     text = "x" * 25 + "y" * 10
-    parts = triggers.report_log_parts(text, limit=10)
+    parts = common.report_log_parts(text, limit=10)
     assert parts[0] == "[1/4] xxxxxxxxxx"
     assert len(parts) == 4
     assert "".join(p.split(" ", 1)[1] for p in parts) == text
-    assert triggers.report_log_parts("{}", limit=10) == ["{}"]
+    assert common.report_log_parts("{}", limit=10) == ["{}"]
 
 
 # --- the registered timer against the emulator ----------------------------------------------
@@ -234,7 +235,7 @@ async def test_per_rule_schedules_pick_the_rules_whose_time_came(
     monkeypatch.setenv("PURGE_RULES", rules("0 30 * * * *"))
     monkeypatch.setenv("PURGE_DRY_RUN", "true")
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    outcome = await triggers.run_timer_tick(
+    outcome = await timer_module.run_timer_tick(
         os.environ,
         past_due=False,
         schedule_status={"Last": hour.isoformat()},
@@ -256,7 +257,7 @@ async def test_no_rule_due_means_no_registry_request(
     only_scheduled = json.dumps([{"name": "w", "filter": ["web:.*"], "schedule": "0 30 * * * *"}])
     monkeypatch.setenv("PURGE_RULES", only_scheduled)
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    outcome = await triggers.run_timer_tick(
+    outcome = await timer_module.run_timer_tick(
         os.environ,
         past_due=False,
         schedule_status={"Last": hour.isoformat()},
