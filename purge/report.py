@@ -9,17 +9,13 @@ always have the full numbers.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from purge.executor import ExecutionResult, ItemError
-from purge.model import ManifestDeletion, Plan, TagDeletion, short_digest, short_tag
+from purge.model import ManifestDeletion, Plan, TagDeletion
 
 #: Kept entries listed in the report; beyond this only `keptCount` grows.
 MAX_KEPT_ENTRIES = 10_000
@@ -27,14 +23,6 @@ MAX_KEPT_ENTRIES = 10_000
 #: totals grow, and `deletedTruncated` says so. A dry run over a million tags would otherwise
 #: hold (and log) a million entries; the totals stay exact whatever the size.
 MAX_LISTED_DELETIONS = 50_000
-
-_STATUS_TEXT = {
-    "deleted": "deleted",
-    "would_delete": "would delete",
-    "failed": "FAILED",
-    "not_started": "not started (time budget)",
-    "blocked": "blocked (max deletions)",
-}
 
 
 #: Outcomes that count as deleted (in a dry run: would be deleted).
@@ -246,34 +234,6 @@ class Report:
             f"{len(self.errors)} errors, {state}"
         )
 
-    def render_text(self, width: int = 120) -> str:
-        out = io.StringIO()
-        console = Console(file=out, width=width, color_system=None, highlight=False)
-        for table in self._repository_tables():
-            console.print(table)
-        if self.errors:
-            table = Table(title="Errors", title_justify="left")
-            for column in ("Repository", "Item", "Error"):
-                table.add_column(column, overflow="fold")
-            for e in self.errors:
-                table.add_row(e["repository"], e["ref"], e["error"])
-            console.print(table)
-        for rule in self.rules.values():
-            if rule.blocked:
-                console.print(f"Rule {rule.name!r} deleted nothing: {rule.blocked}")
-        console.print(self._acr_purge_lines(), markup=False)
-        console.print(
-            f"Estimated space freed: {human_bytes(self.bytes_freed)} (an upper bound: layers "
-            "shared with kept images stay)",
-            markup=False,
-        )
-        if not self.complete:
-            console.print(
-                f"Incomplete: {self.incomplete_reason}. Run again to continue.", markup=False
-            )
-        console.print(self.summary_line(), markup=False)
-        return out.getvalue()
-
     # --- internals ---------------------------------------------------------------------
 
     def _repository(self, name: str) -> _RepositoryCounts:
@@ -355,61 +315,6 @@ class Report:
             }
             for e in self.entries
         ]
-
-    def _repository_tables(self) -> list[Table]:
-        """One table per repository: planned items with their outcome, kept items, errors."""
-        rows: dict[str, list[tuple[str, str, str]]] = {name: [] for name in self.repositories}
-        for entry in self.plan_entries:
-            ref = short_tag(entry["ref"]) if entry["kind"] == "tag" else short_digest(entry["ref"])
-            status = _STATUS_TEXT.get(entry["status"], entry["status"])
-            rows.setdefault(entry["repository"], []).append(
-                (status, f"{entry['kind']} {ref}", entry["reason"])
-            )
-        for kept in self.kept:
-            item = (
-                f"tag {short_tag(kept['tag'])}"
-                if "tag" in kept
-                else f"manifest {short_digest(kept['digest'])}"
-            )
-            rows.setdefault(kept["repository"], []).append(("kept", item, kept["reason"]))
-        for error in self.errors:
-            if error["repository"] in rows:
-                rows[error["repository"]].append(("error", error["ref"], error["error"]))
-        tables = []
-        for repository in sorted(rows):
-            table = Table(title=repository, title_justify="left")
-            for column in ("Action", "Item", "Reason"):
-                table.add_column(column, overflow="fold")
-            for row in rows[repository]:
-                table.add_row(*row)
-            tables.append(table)
-        return tables
-
-    def _acr_purge_lines(self) -> str:
-        lines: list[str] = []
-        for dry in (True, False):
-            tags = [t for t in self.deleted_tags if t["dryRun"] is dry]
-            manifests = [m for m in self.deleted_manifests if m["dryRun"] is dry]
-            tag_count = self.done.get(("tag", dry), 0)
-            manifest_count = self.done.get(("manifest", dry), 0)
-            if dry and not (tag_count or manifest_count) and not self.dry_run:
-                continue
-            if not dry and self.dry_run and not (tag_count or manifest_count):
-                continue
-            prefix = "Would delete: " if dry else "Deleted "
-            lines += [f"{prefix}{self.registry}/{t['repository']}:{t['tag']}" for t in tags]
-            lines += [f"{prefix}{self.registry}/{m['repository']}@{m['digest']}" for m in manifests]
-            if self.unlisted:
-                lines.append(
-                    f"(the report lists the first {MAX_LISTED_DELETIONS} planned deletions)"
-                )
-            if dry:
-                lines.append(f"Number of tags to be deleted: {tag_count}")
-                lines.append(f"Number of manifests to be deleted: {manifest_count}")
-            else:
-                lines.append(f"Number of deleted tags: {tag_count}")
-                lines.append(f"Number of deleted manifests: {manifest_count}")
-        return "\n".join(lines)
 
 
 def human_bytes(count: int) -> str:

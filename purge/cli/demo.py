@@ -47,6 +47,7 @@ from purge.model import (
     short_tag,
 )
 from purge.registry.acr import open_registry
+from purge.render import render_text
 from purge.report import Report, human_bytes
 from purge.service import run_purge
 
@@ -633,7 +634,7 @@ class Output:
     def report(self, title: str, report: Report) -> None:
         self.heading(title)
         if self.enabled:
-            self.console.print(report.render_text(width=self.console.width), markup=False)
+            self.console.print(render_text(report, width=self.console.width), markup=False)
 
     def verification(self, result: Verification, differences: list[str]) -> None:
         self.heading("Step 4 - verification: every surviving tag still pulls completely")

@@ -213,7 +213,9 @@ def run_command(ns: argparse.Namespace, *, environ: Mapping[str, str] | None = N
     if ns.output == "json":
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
-        print(report.render_text(), end="")
+        from purge.render import render_text
+
+        print(render_text(report), end="")
     return EXIT_RUN_ERRORS if report.errors else EXIT_OK
 
 

@@ -10,6 +10,7 @@ import pytest
 from purge import report as report_module
 from purge.executor import execute
 from purge.model import DOCKER_MANIFEST, Keep, Manifest, ManifestDeletion, Plan, Tag, TagDeletion
+from purge.render import render_text
 from purge.report import Report, human_bytes
 from tests.fakes import InMemoryRegistry
 
@@ -82,7 +83,7 @@ async def test_json_shape_has_exactly_the_design_field_names() -> None:
 async def test_dry_run_lists_what_would_be_deleted_in_acr_purge_wording() -> None:
     report = await make_report(dry_run=True)
     assert report.to_dict()["totals"]["tagsDeleted"] == 2
-    text = report.render_text()
+    text = render_text(report)
     assert "Would delete: myreg.azurecr.io/team/app:v1" in text
     assert f"Would delete: myreg.azurecr.io/team/app@{B}" in text
     assert "Number of tags to be deleted: 2" in text
@@ -93,7 +94,7 @@ async def test_dry_run_lists_what_would_be_deleted_in_acr_purge_wording() -> Non
 
 
 async def test_real_run_says_deleted() -> None:
-    text = (await make_report(dry_run=False)).render_text()
+    text = render_text(await make_report(dry_run=False))
     assert "Deleted myreg.azurecr.io/team/app:v1" in text
     assert "Number of deleted tags: 2" in text
     assert "Number of deleted manifests: 1" in text
@@ -114,7 +115,7 @@ async def test_failures_and_deadline_show_in_report() -> None:
     statuses = [e["status"] for e in data["plan"]]
     assert statuses.count("failed") == 1 and statuses.count("not_started") == 3
     assert "INCOMPLETE" in report.summary_line()
-    assert "Run again to continue" in report.render_text()
+    assert "Run again to continue" in render_text(report)
 
 
 def test_blocked_rule_is_reported_with_its_reason() -> None:
@@ -125,7 +126,7 @@ def test_blocked_rule_is_reported_with_its_reason() -> None:
     assert data["rules"][0]["blocked"] == "would delete 3 items, more than 2"
     assert data["totals"]["tagsDeleted"] == 0 and data["totals"]["errors"] == 1
     assert {e["status"] for e in data["plan"]} == {"blocked"}
-    assert "deleted nothing" in report.render_text()
+    assert "deleted nothing" in render_text(report)
 
 
 def test_kept_entries_are_capped_but_counted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,7 +158,7 @@ async def test_listed_deletions_are_capped_but_totals_stay_exact(
     assert len(data["plan"]) == 2 and data["unlistedDeletions"] == 1
     assert data["deletedTruncated"] is True
     assert data["totals"]["tagsDeleted"] == 2 and data["totals"]["manifestsDeleted"] == 1
-    text = (await make_report(dry_run=True)).render_text()
+    text = render_text(await make_report(dry_run=True))
     assert "Number of tags to be deleted: 2" in text
     assert "Number of manifests to be deleted: 1" in text
     assert "lists the first 2 planned deletions" in text
