@@ -3,7 +3,7 @@
     python benchmarks/bench_memory.py [--repos 2000 --tags 500] [--phase planner|service|all]
 
 Two measurements, each in a fresh interpreter so that one's peak RSS cannot hide in the other's:
-- planner: list -> bodies_needed -> plan_repository for every repository, one at a time;
+- planner: list -> RepositoryPlanner.bodies_needed -> .plan for every repository, one at a time;
 - service: purge.service.run_purge (planner, executor, report) over `LazyRegistry`, a Registry
   that generates each repository's listing when asked and only counts deletions.
 Repositories are generated lazily, one at a time, so the figures measure the engine, not the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import resource
 import subprocess
@@ -30,10 +31,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.scenario import RULE, repository_name, synthetic_snapshot
-from purge import planner
 from purge.config.command import parse_purge_command
 from purge.config.settings import Config, Connection
 from purge.model import Manifest, ManifestBody, RepositorySnapshot, Tag
+from purge.planner import RepositoryPlanner
 from purge.registry.protocol import ManifestUnreadable, NotFound
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +112,9 @@ class LazyRegistry:
     async def unlock_manifest(self, repository: str, digest: str) -> None:
         return None
 
+    def slot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
     async def close(self) -> None:
         return None
 
@@ -134,11 +138,11 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
     for index in range(repositories):
         snapshot = synthetic_snapshot(index, tags, now)
         listed += len(snapshot.tags)
-        needed = planner.bodies_needed(snapshot, rule, now)
+        repository_planner = RepositoryPlanner(snapshot, rule, now)
+        needed = repository_planner.bodies_needed()
         fetched += len(needed)
         bodies = {m.digest: synthetic_body(m) for m in snapshot.manifests if m.digest in needed}
-        snapshot = RepositorySnapshot(snapshot.name, snapshot.tags, snapshot.manifests, bodies)
-        plan = planner.plan_repository(snapshot, rule, now)
+        plan = repository_planner.plan(bodies)
         deletions += plan.deletion_count
         keeps += len(plan.kept)
     return {

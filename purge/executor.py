@@ -13,29 +13,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Literal, Protocol
+from typing import Literal
 
 from purge.model import ManifestDeletion, Plan, TagDeletion
 from purge.registry.protocol import NotFound, PermissionDenied, Registry
 
-#: Concurrent requests when the caller passes no limiter.
-DEFAULT_CONCURRENCY = 16
-
 Status = Literal["deleted", "would_delete", "failed", "not_started"]
-
-
-class Limiter(Protocol):
-    """Anything used as `async with limiter:` to bound concurrent requests (asyncio.Semaphore)."""
-
-    async def __aenter__(self) -> object: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -100,13 +83,11 @@ class _Run:
         registry: Registry,
         dry_run: bool,
         deadline: float | None,
-        limiter: Limiter,
     ) -> None:
         self.plan = plan
         self.registry = registry
         self.dry_run = dry_run
         self.deadline = deadline
-        self.limiter = limiter
         self.errors: list[ItemError] = []
         self.complete = True
         #: Outcome of each manifest that got a request of its own: digest -> (status, gone).
@@ -132,11 +113,11 @@ class _Run:
     async def attempt(
         self, ref: str, steps: Sequence[tuple[str, Callable[[], Awaitable[object]]]]
     ) -> tuple[Status, bool]:
-        """Run `steps` (unlocks, then the delete) under the limiter; the last one is the delete.
+        """Run `steps` (unlocks, then the delete) in one registry slot; the last is the delete.
 
         In a dry run no step is called. Returns (status, already_gone).
         """
-        async with self.limiter:
+        async with self.registry.slot():
             if self.past_deadline():
                 self.complete = False
                 return "not_started", False
@@ -171,16 +152,15 @@ async def execute(
     *,
     dry_run: bool,
     deadline: float | None = None,
-    limiter: Limiter | None = None,
 ) -> ExecutionResult:
     """Apply `plan`: standalone tag deletions first, then manifest deletions, each concurrently.
 
-    `deadline` is a `time.monotonic()` value; `limiter` bounds concurrent requests and may be
-    shared between repositories. An index goes before the children the plan also deletes
-    (`plan.children`), and those children stay when the index's delete fails: a half-deleted
-    multi-arch image must never be left behind.
+    `deadline` is a `time.monotonic()` value, checked when an item gets its registry slot (the
+    registry's one limit bounds concurrent requests across repositories). An index goes before
+    the children the plan also deletes (`plan.children`), and those children stay when the
+    index's delete fails: a half-deleted multi-arch image must never be left behind.
     """
-    run = _Run(plan, registry, dry_run, deadline, limiter or asyncio.Semaphore(DEFAULT_CONCURRENCY))
+    run = _Run(plan, registry, dry_run, deadline)
     repo = plan.repository
 
     async def delete_tag(deletion: TagDeletion) -> TagOutcome:

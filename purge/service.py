@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from purge.config.rules import Rule, closest, repository_matches
 from purge.config.settings import Config
-from purge.executor import Limiter, describe_failure, execute
+from purge.executor import describe_failure, execute
 from purge.model import ManifestBody, Plan, RepositorySnapshot, Tag
 from purge.planner import RepositoryPlanner, check_blast_radius
 from purge.registry.protocol import NotFound, Registry
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 
 #: Repositories processed at once; each holds one repository's listing in memory.
 REPOSITORY_CONCURRENCY = 8
-#: Concurrent registry requests (deletes, manifest GETs) when the config sets none. The ACR
-#: client adapts its own limit (to 429s and the rate-limit header) below its ceiling, so this
-#: matches purge.registry.throttle.DEFAULT_CEILING (benchmarks/README.md).
-DEFAULT_REQUEST_CONCURRENCY = 32
 #: Fresh listings a repository gets when its tags keep changing under the plan; then it is
 #: skipped (with an error) until the next run.
 MAX_REPLANS = 2
@@ -73,6 +69,15 @@ def select_rules(config: Config, names: Sequence[str] | None) -> tuple[Rule, ...
     return tuple(rule for rule in config.rules if rule.name in wanted)
 
 
+def is_dry_run(config: Config, requested: bool | None, rule: Rule | None = None) -> bool:
+    """The one place that decides whether deletions are real: a rule's own `dryRun: true`
+    always wins; then the caller's request (the HTTP endpoint asks for true unless told
+    otherwise, the CLI's --dry-run); then PURGE_DRY_RUN."""
+    if rule is not None and rule.dry_run is True:
+        return True
+    return config.dry_run if requested is None else requested
+
+
 async def run_purge(
     config: Config,
     *,
@@ -85,7 +90,6 @@ async def run_purge(
 ) -> Report:
     """Run the selected rules once. Raises only for bad input, before any request is sent."""
     rules = select_rules(config, rule_names)
-    run_dry = config.dry_run if dry_run is None else dry_run
     budget = budget_seconds if budget_seconds is not None else config.time_budget
     deadline = time.monotonic() + budget if budget is not None else None
     now = now or datetime.now(timezone.utc)
@@ -94,7 +98,7 @@ async def run_purge(
         from purge.registry.acr import open_registry
 
         registry = open_registry(config.connection, max_concurrency=config.concurrency)
-    report = Report(registry.login_server, run_dry, datetime.now(timezone.utc))
+    report = Report(registry.login_server, is_dry_run(config, dry_run), datetime.now(timezone.utc))
     try:
         run = _Run(
             registry,
@@ -102,10 +106,9 @@ async def run_purge(
             now=now,
             deadline=deadline,
             budget=budget,
-            limiter=asyncio.Semaphore(config.concurrency or DEFAULT_REQUEST_CONCURRENCY),
             progress=progress or (lambda _message: None),
         )
-        await run.all_rules(rules, run_dry)
+        await run.all_rules(rules, functools.partial(is_dry_run, config, dry_run))
     finally:
         if owned:
             await registry.close()
@@ -162,7 +165,6 @@ class _Run:
         now: datetime,
         deadline: float | None,
         budget: float | None,
-        limiter: Limiter,
         progress: Progress,
     ) -> None:
         self.registry = registry
@@ -170,7 +172,6 @@ class _Run:
         self.now = now
         self.deadline = deadline
         self.budget = budget
-        self.limiter = limiter
         self.progress = progress
 
     def out_of_time(self) -> bool:
@@ -179,7 +180,7 @@ class _Run:
         self.report.mark_incomplete(f"the time budget of {self.budget:g}s ran out")
         return True
 
-    async def all_rules(self, rules: Sequence[Rule], run_dry: bool) -> None:
+    async def all_rules(self, rules: Sequence[Rule], dry_run: Callable[[Rule], bool]) -> None:
         try:
             repositories = [name async for name in self.registry.list_repositories()]
         except Exception as exc:
@@ -190,7 +191,7 @@ class _Run:
         for rule in rules:
             if self.out_of_time():
                 return
-            dry = run_dry or rule.dry_run is True
+            dry = dry_run(rule)
             self.report.start_rule(rule.name, dry)
             matching = self._matching(rule, repositories)
             self.progress(f"rule {rule.name!r}: {len(matching)} repositories match")
@@ -342,7 +343,7 @@ class _Run:
         self, repository: str, digests: Sequence[str]
     ) -> dict[str, ManifestBody | None]:
         async def fetch(digest: str) -> tuple[str, ManifestBody | None]:
-            async with self.limiter:
+            async with self.registry.slot():
                 try:
                     return digest, await self.registry.get_manifest(repository, digest)
                 except Exception:  # unreadable: the planner keeps it and what it may reference
@@ -357,7 +358,6 @@ class _Run:
             self.registry,
             dry_run=dry,
             deadline=self.deadline,
-            limiter=self.limiter,
         )
         self.report.add_result(result)
         verb = "would delete" if dry else "deleted"

@@ -43,11 +43,19 @@ class InMemoryRegistry:
 
     `calls` counts calls by method name; `log` records `(method, repository, ref)` in order;
     `delay` (seconds) is slept in every call so that concurrency and deadlines can be observed;
-    `max_in_flight` is the highest number of calls seen running at once.
+    `max_in_flight` is the highest number of calls seen running at once; `concurrency` is the
+    number of slots `slot()` hands out (the registry's request limit).
     """
 
-    def __init__(self, login_server: str = "registry.example.azurecr.io", *, delay: float = 0.0):
+    def __init__(
+        self,
+        login_server: str = "registry.example.azurecr.io",
+        *,
+        delay: float = 0.0,
+        concurrency: int = 16,
+    ):
         self._login_server = login_server
+        self._slots = asyncio.Semaphore(concurrency)
         self._repos: dict[str, _Repository] = {}
         self._failures: dict[str, list[_Failure]] = {}
         self.calls: Counter[str] = Counter()
@@ -56,6 +64,9 @@ class InMemoryRegistry:
         self.in_flight = 0
         self.max_in_flight = 0
         self.closed = False
+
+    def slot(self) -> asyncio.Semaphore:
+        return self._slots
 
     # --- building and inspecting state -------------------------------------------------
 

@@ -9,6 +9,7 @@ errors to the engine's types; purge.registry.transport shares one SSL context pe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -113,6 +114,9 @@ class AcrRegistry:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        return self.limiter.hold()
 
     async def close(self) -> None:
         try:

@@ -150,25 +150,28 @@ def _remaining(value: str | None) -> float | None:
 
 
 class ThrottlePolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
-    """Every attempt takes a slot of the shared AdaptiveLimiter and reports how it went."""
+    """Every attempt takes a slot of the shared AdaptiveLimiter (unless its task holds one) and
+    reports how it went."""
 
     def __init__(self, limiter: AdaptiveLimiter) -> None:
         super().__init__()
         self._limiter = limiter
 
     async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
-        started = await self._limiter.acquire()
+        own_slot = not self._limiter.holding
+        started = await self._limiter.acquire() if own_slot else self._limiter.now()
         try:
             response = await self.next.send(request)
         except BaseException:
-            await self._limiter.release(started)
+            await self._limiter.record(started, release=own_slot)
             raise
         headers = response.http_response.headers
-        await self._limiter.release(
+        await self._limiter.record(
             started,
             throttled=response.http_response.status_code == 429,
             retry_after=_retry_after_seconds(headers.get("Retry-After")),
             remaining=_remaining(headers.get("x-ms-ratelimit-remaining-calls-per-second")),
+            release=own_slot,
         )
         return response
 

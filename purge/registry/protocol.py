@@ -7,6 +7,7 @@ unit tests. Errors are the engine's own, so that the planner and executor never 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from purge.model import Manifest, ManifestBody, Tag
@@ -41,6 +42,14 @@ class Registry(Protocol):
 
     @property
     def login_server(self) -> str: ...
+
+    def slot(self) -> AbstractAsyncContextManager[None]:
+        """Hold one of the registry's request slots: the run's one concurrency limit.
+
+        The executor holds a slot around each item (its unlock and delete) and the service
+        around each manifest fetch; requests made while holding one take no other.
+        """
+        ...
 
     def list_repositories(self) -> AsyncIterator[str]: ...
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 #: Default ceiling when the caller sets none. ACR's per-registry write limits (about 2-33 deletes
@@ -94,8 +95,18 @@ class AimdController:
         return max(self._fastest or 0.1, 0.05)
 
 
+#: Set while a task holds a slot through `AdaptiveLimiter.hold()`: its requests take no other.
+_holding: contextvars.ContextVar[bool] = contextvars.ContextVar("purge_slot_held", default=False)
+
+
 class AdaptiveLimiter:
-    """Gate for async requests: `async with limiter.slot() as slot: ...; slot.done(...)`."""
+    """The one request limit of a registry client.
+
+    Each request takes a slot (`acquire`/`release`, from the pipeline's ThrottlePolicy), unless
+    its task holds one already (`hold()`, taken by the executor around an item's unlock and
+    delete, so that the run's deadline is checked once the slot is granted, just before the
+    request).
+    """
 
     def __init__(
         self,
@@ -113,6 +124,30 @@ class AdaptiveLimiter:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    def now(self) -> float:
+        return self._clock()
+
+    @property
+    def holding(self) -> bool:
+        """Does the current task hold a slot (so its requests must not take another)?"""
+        return _holding.get()
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Hold one slot for several requests; nested holds in the same task share it."""
+        if _holding.get():
+            yield
+            return
+        await self.acquire()
+        token = _holding.set(True)
+        try:
+            yield
+        finally:
+            _holding.reset(token)
+            async with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
 
     async def acquire(self) -> float:
         """Wait for a free slot and for any pause to end; returns the start time."""
@@ -142,8 +177,23 @@ class AdaptiveLimiter:
         remaining: float | None = None,
     ) -> None:
         """Record how the request went and wake waiters (the limit may have changed)."""
+        await self.record(
+            started, throttled=throttled, retry_after=retry_after, remaining=remaining, release=True
+        )
+
+    async def record(
+        self,
+        started: float,
+        *,
+        throttled: bool = False,
+        retry_after: float | None = None,
+        remaining: float | None = None,
+        release: bool = False,
+    ) -> None:
+        """Record how a request went (a held slot stays held unless `release`)."""
         async with self._changed:
-            self._in_flight -= 1
+            if release:
+                self._in_flight -= 1
             now = self._clock()
             if throttled:
                 self.stats.throttled += 1

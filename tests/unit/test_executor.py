@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
 
@@ -26,9 +25,9 @@ def digest(n: int) -> str:
     return f"sha256:{n:064x}"
 
 
-def registry_with(count: int, *, delay: float = 0.0) -> InMemoryRegistry:
+def registry_with(count: int, *, delay: float = 0.0, concurrency: int = 16) -> InMemoryRegistry:
     """`count` images in repository `app`, image i tagged `t{i}`."""
-    registry = InMemoryRegistry("test.azurecr.io", delay=delay)
+    registry = InMemoryRegistry("test.azurecr.io", delay=delay, concurrency=concurrency)
     for i in range(count):
         registry.add_manifest("app", Manifest(digest(i), OCI_MANIFEST, NOW, size=100))
         registry.add_tag("app", Tag(f"t{i}", digest(i), NOW))
@@ -180,24 +179,18 @@ async def test_failed_unlock_skips_the_delete() -> None:
     assert "unlock" in result.errors[0].error
 
 
-async def test_deletions_run_concurrently_within_the_limiter() -> None:
-    registry = registry_with(12, delay=0.02)
+async def test_deletions_run_concurrently_within_the_registry_limit() -> None:
+    registry = registry_with(12, delay=0.02, concurrency=4)
     started = time.monotonic()
-    await execute(tag_plan(range(12)), registry, dry_run=False, limiter=asyncio.Semaphore(4))
+    await execute(tag_plan(range(12)), registry, dry_run=False)
     assert registry.max_in_flight == 4
     assert time.monotonic() - started < 12 * 0.02  # faster than one at a time
 
 
 async def test_deadline_stops_new_deletions_and_marks_incomplete() -> None:
-    registry = registry_with(10, delay=0.05)
+    registry = registry_with(10, delay=0.05, concurrency=2)
     deadline = time.monotonic() + 0.07
-    result = await execute(
-        tag_plan(range(10)),
-        registry,
-        dry_run=False,
-        deadline=deadline,
-        limiter=asyncio.Semaphore(2),
-    )
+    result = await execute(tag_plan(range(10)), registry, dry_run=False, deadline=deadline)
     statuses = [o.status for o in result.tags]
     assert not result.complete
     assert statuses.count("deleted") == 4  # two waves started before the deadline
@@ -247,11 +240,9 @@ async def test_children_are_kept_when_their_index_fails() -> None:
 
 async def test_a_refused_delete_stops_sending_the_same_refused_request_in_that_repository() -> None:
     """An identity without AcrDelete is refused for every item: ask once, not once per item."""
-    registry = registry_with(20)
+    registry = registry_with(20, concurrency=1)
     registry.fail("delete_tag", error=PermissionDenied("denied", status=403), times=100)
-    result = await execute(
-        tag_plan(range(20)), registry, dry_run=False, limiter=asyncio.Semaphore(1)
-    )
+    result = await execute(tag_plan(range(20)), registry, dry_run=False)
     assert {o.status for o in result.tags} == {"failed"}
     assert registry.tag_names("app") == {f"t{i}" for i in range(20)}
     assert registry.calls["delete_tag"] == 1
