@@ -581,7 +581,7 @@ class Api:
             )
         doc: dict[str, Any] = {"registry": self._service(request), "imageName": repo.name}
         if items:  # ACR leaves the key out of an empty page (acr-cli relies on it)
-            doc["manifests"] = [self._manifest_json(m, references=True) for m in items]
+            doc["manifests"] = [self._manifest_json(m) for m in items]
         return json_response(doc, headers=headers)
 
     async def acr_manifest(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:

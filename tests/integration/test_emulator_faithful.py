@@ -103,6 +103,19 @@ def test_sdk_lists_a_repository_with_nothing_listable(emulator_factory: Any) -> 
         assert list(c.list_manifest_properties("quiet")) == []
 
 
+# -- 2. references only on the single-manifest view ------------------------------------------
+
+
+def test_manifest_list_items_carry_no_references(emulator: EmulatorServer) -> None:
+    auth = admin(emulator)
+    items = http(emulator, "GET", "/acr/v1/team%2Fweb/_manifests", auth=auth).json()["manifests"]
+    index = next(m for m in items if m.get("tags") == ["1.0"])
+    assert all("references" not in m for m in items)
+    one = http(emulator, "GET", f"/acr/v1/team%2Fweb/_manifests/{index['digest']}", auth=auth)
+    refs = one.json()["manifest"]["references"]
+    assert {r["architecture"] for r in refs} == {"amd64", "arm64"}
+
+
 # -- 3. HEAD on /acr/v1 ----------------------------------------------------------------------
 
 
@@ -370,3 +383,16 @@ async def test_purge_deletes_manifests_through_v2_only(
     deletes = [e["path"] for e in emulator.request_log() if e["method"] == "DELETE"]
     assert any(p.startswith("/v2/hello-world/manifests/sha256:") for p in deletes)
     assert not [p for p in deletes if "/_manifests" in p]
+
+
+async def test_purge_learns_index_children_from_the_index_body(
+    emulator: EmulatorServer, identity_endpoint: Any
+) -> None:
+    """The listing has no `references`: the engine must fetch the index to keep its children."""
+    before = emulator.dump()["repositories"]["team/web"]["manifests"]
+    index = next(d for d, m in before.items() if m["tags"] == ["1.0"])
+    await purge(emulator, "acr purge --filter 'team/web:^none$' --ago 1d --untagged", dry_run=False)
+    after = emulator.dump()["repositories"]["team/web"]["manifests"]
+    assert after.keys() == before.keys()  # children of the tagged index and its signature stay
+    gets = [e["path"] for e in emulator.request_log() if e["method"] == "GET"]
+    assert f"/v2/team/web/manifests/{index}" in gets
