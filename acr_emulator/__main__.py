@@ -29,6 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--username", default="admin")
     p.add_argument("--password", default="s3cret-admin")
     p.add_argument("--anonymous-pull", action="store_true")
+    p.add_argument(
+        "--abac",
+        action="store_true",
+        help="act as an ABAC-enabled registry: wildcard repository scopes are not granted",
+    )
     p.add_argument("--controls", action="store_true", help="enable the /_emulator/ endpoint")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to each request")
     p.add_argument("--rate-limit", type=float, default=None, help="requests per second")
@@ -47,7 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     emu = Emulator.build(
-        args.scenario, args.username, args.password, args.anonymous_pull, args.controls
+        args.scenario,
+        args.username,
+        args.password,
+        args.anonymous_pull,
+        args.controls,
+        abac=args.abac,
     )
     emu.controls.latency = args.latency
     emu.controls.set_rate_limit(args.rate_limit)

@@ -183,8 +183,11 @@ class Api:
         presented = False
         if scheme == "basic":
             creds = self.tokens.decode_basic(value.strip())
-            if creds and self.tokens.basic_ok(*creds):
-                return
+            grants = self.tokens.basic_grants(*creds) if creds else None
+            if grants is not None:
+                if need is None or allows(grants, *need):
+                    return
+                presented = True
         elif scheme == "bearer":
             grants = self.tokens.access_grants(value.strip())
             if grants is not None:
@@ -631,7 +634,7 @@ class Api:
     async def oauth_token(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
         form = await request.post()
         grant = str(form.get("grant_type", ""))
-        scope = str(form.get("scope", ""))
+        scope = " ".join(str(v) for v in form.getall("scope", []))  # each field is granted
         service = str(form.get("service", "")) or self._service(request)
         if grant == "refresh_token":
             token = self.tokens.access_from_refresh(
@@ -643,11 +646,10 @@ class Api:
         if grant == "password":
             user, pw = str(form.get("username", "")), str(form.get("password", ""))
             if user or pw:
-                if not self.tokens.basic_ok(user, pw):
+                token = self.tokens.access_for_basic(user, pw, scope, service)
+                if token is None:
                     return self._oauth_denied()
-                return self._oauth_ok(
-                    {"access_token": self.tokens.access_for_admin(scope, service)}
-                )
+                return self._oauth_ok({"access_token": token})
             if self.tokens.anonymous_pull:
                 return self._oauth_ok({"access_token": self.tokens.access_anonymous(service)})
             return self._oauth_denied()
@@ -663,9 +665,9 @@ class Api:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
             creds = self.tokens.decode_basic(value.strip())
-            if not creds or not self.tokens.basic_ok(*creds):
+            token = self.tokens.access_for_basic(*creds, scope, service) if creds else None
+            if token is None:
                 return self._oauth_denied()
-            token = self.tokens.access_for_admin(scope, service)
         elif self.tokens.anonymous_pull:
             token = self.tokens.access_anonymous(service)
         else:

@@ -77,12 +77,13 @@ class EmulatorServer:
         controls: bool = True,
         data_dir: str | Path | None = None,
         aad_allow_list: set[str] | None = None,
+        abac: bool = False,
     ) -> None:
         if isinstance(scenario, dict):
             scenario = copy.deepcopy(scenario)
         self.username, self.password = username, password
         self.emulator = Emulator.build(
-            scenario, username, password, anonymous_pull, controls, aad_allow_list
+            scenario, username, password, anonymous_pull, controls, aad_allow_list, abac
         )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
