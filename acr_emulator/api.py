@@ -168,7 +168,7 @@ class Api:
             response.headers.update(COMMON_HEADERS)
             response.headers["X-Ms-Correlation-Request-Id"] = str(uuid.uuid4())
         if request.method == "DELETE" and RATE_HEADER not in response.headers:
-            response.headers[RATE_HEADER] = self.controls.remaining_header() or "1000.000000"
+            response.headers[RATE_HEADER] = self.controls.remaining_header("write") or "1000.000000"
         return response
 
     # -- auth --------------------------------------------------------------------------------
@@ -624,7 +624,7 @@ class Api:
         return self._oauth_ok({"refresh_token": refresh})
 
     def _oauth_ok(self, doc: dict[str, Any]) -> web.Response:
-        headers = {RATE_HEADER: self.controls.remaining_header() or "166.650000"}
+        headers = {RATE_HEADER: self.controls.remaining_header("read") or "166.650000"}
         return json_response(doc, headers=headers)
 
     def _oauth_denied(self) -> web.Response:
@@ -700,8 +700,15 @@ class Api:
                 c.latency = float(body.get("seconds", 0))
                 return json_response({"latency": c.latency})
             if name == "rate-limit" and request.method == "PUT":
-                c.set_rate_limit(body.get("rps"))
-                return json_response({"rps": body.get("rps")})
+                if "sku" in body:
+                    c.set_sku(str(body["sku"]))
+                elif "reads" in body or "writes" in body:
+                    c.set_rate_limits(_rate(body.get("reads")), _rate(body.get("writes")))
+                else:
+                    c.set_rate_limit(_rate(body.get("rps")))
+                return json_response(c.limits())
+            if name == "rate-limit" and request.method == "GET":
+                return json_response(c.limits())
             if name == "token-lifetime" and request.method == "PUT":
                 self.tokens.lifetime = float(body["seconds"])
                 return json_response({"seconds": self.tokens.lifetime})
@@ -721,13 +728,23 @@ class Api:
                     "GET|DELETE log",
                     "GET tokens",
                     "PUT latency",
-                    "PUT rate-limit",
+                    "GET|PUT rate-limit",
                     "PUT token-lifetime",
                     "POST|DELETE faults",
                 ],
             },
             404,
         )
+
+
+def _rate(value: Any) -> float | None:
+    """A control's requests-per-second value: None/0 for no limit, else a positive number."""
+    if value is None or value == 0:
+        return None
+    rate = float(value)
+    if rate <= 0:
+        raise ValueError(f"a rate limit must be > 0 requests per second, got {value}")
+    return rate
 
 
 def _first(it: Any, n: int) -> Any:

@@ -190,7 +190,14 @@ class EmulatorServer:
         self._call(apply)
 
     def set_rate_limit(self, rps: float | None) -> None:
+        """The same limit for reads and for writes (two buckets); None: no limit."""
         self._call(lambda: self.emulator.controls.set_rate_limit(rps))
+
+    def set_rate_limits(self, reads: float | None, writes: float | None) -> None:
+        self._call(lambda: self.emulator.controls.set_rate_limits(reads, writes))
+
+    def set_sku(self, sku: str) -> None:
+        self._call(lambda: self.emulator.controls.set_sku(sku))
 
     def inject_fault(
         self,
