@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.scenario import RULE, repository_name, synthetic_snapshot
+from benchmarks.scenario import RULE, repository_name, synthetic_children, synthetic_snapshot
 from purge import planner
 from purge.command import parse_purge_command
 from purge.model import Manifest, ManifestBody, RepositorySnapshot, Tag
@@ -94,7 +94,7 @@ class LazyRegistry:
     async def get_manifest(self, repository: str, digest: str) -> ManifestBody:
         for manifest in self._snapshot(repository).manifests:
             if manifest.digest == digest:
-                return synthetic_body(manifest)
+                return synthetic_body(repository, manifest)
         raise ManifestUnreadable(f"{repository}@{digest}: no such manifest", status=404)
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
@@ -115,9 +115,10 @@ class LazyRegistry:
         return None
 
 
-def synthetic_body(manifest: Manifest) -> ManifestBody:
+def synthetic_body(repository: str, manifest: Manifest) -> ManifestBody:
     """What GET of a synthetic manifest would parse to: an index's children, no subject."""
-    return ManifestBody(manifest.digest, manifest.media_type, manifest.references or ())
+    children = synthetic_children(repository) if manifest.is_index else ()
+    return ManifestBody(manifest.digest, manifest.media_type, children)
 
 
 def _rule() -> Any:
@@ -136,7 +137,11 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
         listed += len(snapshot.tags)
         needed = planner.bodies_needed(snapshot, rule, now)
         fetched += len(needed)
-        bodies = {m.digest: synthetic_body(m) for m in snapshot.manifests if m.digest in needed}
+        bodies = {
+            m.digest: synthetic_body(snapshot.name, m)
+            for m in snapshot.manifests
+            if m.digest in needed
+        }
         snapshot = RepositorySnapshot(snapshot.name, snapshot.tags, snapshot.manifests, bodies)
         plan = planner.plan_repository(snapshot, rule, now)
         deletions += plan.deletion_count
