@@ -27,6 +27,7 @@ from .state import (
     check_name,
     clamp_page,
     iso,
+    locked_error,
     sha256_digest,
 )
 
@@ -479,6 +480,9 @@ class Api:
 
     async def blob_get(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         self.authorize(request, ("repository", p["repo"], "pull"))
+        repo = self.registry.repositories.get(p["repo"])
+        if repo is not None and not repo.attrs.get("readEnabled", True):
+            raise locked_error()
         data = self.registry.blobs.get(p["ref"])
         if data is None:
             raise RegistryError(404, "BLOB_UNKNOWN", "blob unknown to registry")

@@ -216,6 +216,13 @@ def test_read_disabled_repository_and_tag_refuse_pulls(emulator: EmulatorServer)
     with client(emulator) as c, pytest.raises(HttpResponseError) as err:
         c.get_manifest("hello-world", "v1")
     assert err.value.status_code == 405
+    manifests = emulator.dump()["repositories"]["hello-world"]["manifests"]
+    digest = next(iter(manifests))
+    body = http(emulator, "GET", f"/acr/v1/hello-world/_manifests/{digest}", auth=auth)
+    assert body.status_code == 200
+    blob = emulator.push_blob(b"layer bytes")
+    r = http(emulator, "GET", f"/v2/hello-world/blobs/{blob}", auth=auth)
+    assert r.status_code == 405 and code(r) == DISALLOWED
     # metadata stays readable: only pulls are refused
     assert http(emulator, "GET", "/acr/v1/hello-world/_tags", auth=auth).status_code == 200
 
