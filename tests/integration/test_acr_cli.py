@@ -107,3 +107,27 @@ def test_refresh_token_mode_asks_once_for_the_wide_scope(emulator: EmulatorServe
         ("registry", "catalog"),
         ("repository", "*"),
     }
+
+
+def test_abac_registry_is_purged_with_per_repository_scopes(emulator_factory: Any) -> None:
+    """acr-cli tells ABAC by the refresh token's `aad_identity` claim and asks per repository."""
+    emu = emulator_factory(abac=True)
+    before = emu.dump()
+    out = acr(
+        emu,
+        "purge",
+        "--filter",
+        "hello-world:.*",
+        "--ago",
+        "30d",
+        "--untagged",
+        "--dry-run",
+        user="",
+        password=refresh_token(emu),
+    )
+    assert "ABAC" in out and "Would delete: " in out
+    assert "hello-world:v1" in out
+    assert emu.dump() == before
+    access = [claims(t) for t in emu.issued_tokens() if claims(t)["grant_type"] == "access"]
+    names = {a["Name"] for token in access for a in token["access"] if a["Type"] == "repository"}
+    assert names == {"hello-world"}  # never the wildcard
