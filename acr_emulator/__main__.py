@@ -15,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from .faults import SKU_LIMITS_PER_MINUTE
 from .scenario import ScenarioError
 from .server import Emulator, server_ssl_context, test_ca, write_ca
 
@@ -29,15 +30,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--username", default="admin")
     p.add_argument("--password", default="s3cret-admin")
     p.add_argument("--anonymous-pull", action="store_true")
+    p.add_argument(
+        "--abac",
+        action="store_true",
+        help="act as an ABAC-enabled registry: wildcard repository scopes are not granted",
+    )
     p.add_argument("--controls", action="store_true", help="enable the /_emulator/ endpoint")
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to each request")
-    p.add_argument("--rate-limit", type=float, default=None, help="requests per second")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help="requests per second, for reads and (separately) for writes",
+    )
+    p.add_argument("--rate-limit-reads", type=float, default=None, help="reads per second")
+    p.add_argument("--rate-limit-writes", type=float, default=None, help="writes per second")
+    p.add_argument(
+        "--sku",
+        choices=sorted(SKU_LIMITS_PER_MINUTE),
+        help="ACR's documented read/write limits for the SKU (per minute: reads "
+        "1,000/3,000/10,000, writes 100/500/2,000 for basic/standard/premium)",
+    )
     p.add_argument("--token-lifetime", type=float, default=3600.0, help="seconds")
     args = p.parse_args(argv)
-    if args.rate_limit is not None and args.rate_limit <= 0:
-        p.error(
-            f"--rate-limit must be a positive number of requests per second, got {args.rate_limit}"
-        )
+    for flag in ("rate_limit", "rate_limit_reads", "rate_limit_writes"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            name = "--" + flag.replace("_", "-")
+            p.error(f"{name} must be a positive number of requests per second, got {value}")
+    if args.sku and (args.rate_limit or args.rate_limit_reads or args.rate_limit_writes):
+        p.error("--sku sets both limits: give either --sku or --rate-limit[-reads|-writes]")
     if args.latency < 0:
         p.error(f"--latency must be >= 0 seconds, got {args.latency}")
     if not 0 <= args.port <= 65535:
@@ -47,10 +69,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     emu = Emulator.build(
-        args.scenario, args.username, args.password, args.anonymous_pull, args.controls
+        args.scenario,
+        args.username,
+        args.password,
+        args.anonymous_pull,
+        args.controls,
+        abac=args.abac,
     )
     emu.controls.latency = args.latency
-    emu.controls.set_rate_limit(args.rate_limit)
+    if args.sku:
+        emu.controls.set_sku(args.sku)
+    else:
+        reads = args.rate_limit_reads or args.rate_limit
+        writes = args.rate_limit_writes or args.rate_limit
+        emu.controls.set_rate_limits(reads, writes)
     emu.tokens.lifetime = args.token_lifetime
     ca = test_ca()
     ca_file = write_ca(ca, Path(args.data_dir))

@@ -23,10 +23,11 @@ from .state import (
     Manifest,
     Registry,
     RegistryError,
-    Repository,
     Tag,
+    check_name,
     clamp_page,
     iso,
+    locked_error,
     sha256_digest,
 )
 
@@ -45,6 +46,15 @@ AUTH_MESSAGE = (
 EXCHANGE_FAILED = b'{"errors":[{"code":"UNAUTHORIZED","message":"retrieving permissions failed"}]}'
 ATTR_KEYS = ("deleteEnabled", "writeEnabled", "readEnabled", "listEnabled")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+#: /acr/v1/{repo}: a repository name never has a `_tags` or `_manifests` path component.
+ACR_REPO = r"^/acr/v1/(?P<repo>(?:(?!/_(?:tags|manifests)(?:/|$)).)+)$"
+#: The action each /acr/v1 method needs (HEAD answers like GET, without a body).
+ACR_ACTIONS = {
+    "GET": "metadata_read",
+    "HEAD": "metadata_read",
+    "PATCH": "metadata_write",
+    "DELETE": "delete",
+}
 Need = tuple[str, str, str] | None  # (type, name, action) a request requires
 Route = Callable[["Api", web.Request, dict[str, str]], Awaitable[web.StreamResponse]]
 
@@ -67,6 +77,8 @@ def error_response(err: RegistryError, headers: dict[str, str] | None = None) ->
         item["detail"] = err.detail
     if err.challenge:
         headers = {**(headers or {}), "WWW-Authenticate": err.challenge}
+    if err.headers:
+        headers = {**(headers or {}), **err.headers}
     return json_response({"errors": [item]}, err.status, headers)
 
 
@@ -97,6 +109,8 @@ class Api:
                 ("POST", r"^/v2/(?P<repo>.+)/blobs/uploads/?$", Api.upload_start),
                 ("PATCH", r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<uid>[^/]+)$", Api.upload_patch),
                 ("PUT", r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<uid>[^/]+)$", Api.upload_put),
+                ("GET", r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<uid>[^/]+)$", Api.upload_status),
+                ("DELETE", r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<uid>[^/]+)$", Api.upload_cancel),
                 ("GET", r"^/v2/(?P<repo>.+)/blobs/(?P<ref>[^/]+)$", Api.blob_get),
                 ("HEAD", r"^/v2/(?P<repo>.+)/blobs/(?P<ref>[^/]+)$", Api.blob_get),
                 ("DELETE", r"^/v2/(?P<repo>.+)/blobs/(?P<ref>[^/]+)$", Api.blob_delete),
@@ -108,10 +122,10 @@ class Api:
                 ("GET", r"^/acr/v1/(?P<repo>.+)/_manifests$", Api.acr_manifests),
                 ("GET", r"^/acr/v1/(?P<repo>.+)/_manifests/(?P<ref>[^/]+)$", Api.acr_manifest),
                 ("PATCH", r"^/acr/v1/(?P<repo>.+)/_manifests/(?P<ref>[^/]+)$", Api.acr_manifest),
-                ("DELETE", r"^/acr/v1/(?P<repo>.+)/_manifests/(?P<ref>[^/]+)$", Api.acr_manifest),
-                ("GET", r"^/acr/v1/(?P<repo>.+)$", Api.acr_repo),
-                ("PATCH", r"^/acr/v1/(?P<repo>.+)$", Api.acr_repo),
-                ("DELETE", r"^/acr/v1/(?P<repo>.+)$", Api.acr_repo),
+                # (No DELETE under /acr/v1/{repo}/_manifests: not in ACR's REST API; 405.)
+                ("GET", ACR_REPO, Api.acr_repo),
+                ("PATCH", ACR_REPO, Api.acr_repo),
+                ("DELETE", ACR_REPO, Api.acr_repo),
                 ("POST", r"^/oauth2/exchange$", Api.oauth_exchange),
                 ("POST", r"^/oauth2/token$", Api.oauth_token),
                 ("GET", r"^/oauth2/token$", Api.oauth_token_get),
@@ -155,7 +169,7 @@ class Api:
             response.headers.update(COMMON_HEADERS)
             response.headers["X-Ms-Correlation-Request-Id"] = str(uuid.uuid4())
         if request.method == "DELETE" and RATE_HEADER not in response.headers:
-            response.headers[RATE_HEADER] = self.controls.remaining_header() or "1000.000000"
+            response.headers[RATE_HEADER] = self.controls.remaining_header("write") or "1000.000000"
         return response
 
     # -- auth --------------------------------------------------------------------------------
@@ -170,8 +184,11 @@ class Api:
         presented = False
         if scheme == "basic":
             creds = self.tokens.decode_basic(value.strip())
-            if creds and self.tokens.basic_ok(*creds):
-                return
+            grants = self.tokens.basic_grants(*creds) if creds else None
+            if grants is not None:
+                if need is None or allows(grants, *need):
+                    return
+                presented = True
         elif scheme == "bearer":
             grants = self.tokens.access_grants(value.strip())
             if grants is not None:
@@ -209,7 +226,8 @@ class Api:
             "changeableAttributes": _attrs_json(t.attrs),
         }
 
-    def _manifest_json(self, m: Manifest, repo: Repository) -> dict[str, Any]:
+    def _manifest_json(self, m: Manifest, references: bool = False) -> dict[str, Any]:
+        """A manifest item; `references` (an index's children) only in the single-item view."""
         item: dict[str, Any] = {
             "digest": m.digest,
             "imageSize": m.image_size,
@@ -225,11 +243,11 @@ class Api:
         if m.tags:
             item["tags"] = sorted(m.tags)
         item["changeableAttributes"] = _attrs_json(m.attrs)
-        if m.media_type in INDEX_TYPES:
+        if references and m.media_type in INDEX_TYPES:
             item["references"] = [dict(r) for r in m.references]
         return item
 
-    def _resolve_manifest(self, repo: Repository, ref: str) -> Manifest:
+    def _resolve_manifest(self, repo: Any, ref: str) -> Manifest:
         m = repo.resolve(ref)
         if m is None:
             if ref.startswith("sha256:"):
@@ -260,7 +278,7 @@ class Api:
         self.authorize(request, ("registry", "catalog", "*"))
         n = clamp_page(request.query.get("n"))
         last = request.query.get("last") or None
-        names = list(_first(self.registry.catalog.after(last, False), n + 1))
+        names = list(_first(self.registry.visible_names(last), n + 1))
         return names[:n], n, len(names) > n
 
     async def v2_catalog(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
@@ -287,6 +305,7 @@ class Api:
         self.authorize(request, ("repository", p["repo"], "pull"))
         repo = self.registry.repo(p["repo"])
         m = self._resolve_manifest(repo, p["ref"])
+        repo.check_readable(p["ref"])
         if m.unreadable:
             raise RegistryError(500, "UNKNOWN", "internal error reading the manifest")
         body = m.served_body()
@@ -312,7 +331,11 @@ class Api:
         digest = self.registry.push_manifest(
             p["repo"], body, media_type, None if ref.startswith("sha256:") else ref
         )
-        return _created(digest, f"/v2/{p['repo']}/manifests/{digest}")
+        response = _created(digest, f"/v2/{p['repo']}/manifests/{digest}")
+        subject = self.registry.repo(p["repo"]).manifests[digest].subject
+        if subject:  # the spec's MUST for a registry that serves the referrers API
+            response.headers["OCI-Subject"] = subject
+        return response
 
     async def v2_delete_manifest(
         self, request: web.Request, p: dict[str, str]
@@ -343,9 +366,15 @@ class Api:
             art = m.artifact_type or m.config_media_type
             if wanted and art != wanted:
                 continue
-            items.append(
-                {"mediaType": m.media_type, "digest": d, "size": len(m.body), "artifactType": art}
-            )
+            item: dict[str, Any] = {
+                "mediaType": m.media_type,
+                "digest": d,
+                "size": len(m.body),
+                "artifactType": art,
+            }
+            if m.annotations:
+                item["annotations"] = dict(m.annotations)
+            items.append(item)
         headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
         if wanted:
             headers["OCI-Filters-Applied"] = "artifactType"
@@ -359,6 +388,10 @@ class Api:
     # -- blobs -------------------------------------------------------------------------------
     async def upload_start(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         self.authorize(request, ("repository", p["repo"], "push"))
+        check_name(p["repo"])
+        existing = self.registry.repositories.get(p["repo"])
+        if existing is not None:
+            existing.check_writable()
         mount = request.query.get("mount")
         if mount and mount in self.registry.blobs:
             return _created(mount, f"/v2/{p['repo']}/blobs/{mount}")
@@ -384,24 +417,55 @@ class Api:
             raise RegistryError(404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry")
         return buf
 
+    def _upload_headers(self, repo: str, uid: str, buf: bytearray) -> dict[str, str]:
+        return {
+            "Location": f"/v2/{repo}/blobs/uploads/{uid}",
+            "Docker-Upload-Uuid": uid,
+            "Range": f"0-{max(len(buf) - 1, 0)}",
+            "Content-Length": "0",
+        }
+
+    async def _append_chunk(self, request: web.Request, p: dict[str, str]) -> bytearray:
+        """Append a chunk; one that does not start at the upload's offset answers 416."""
+        buf = self._upload(p["uid"])
+        data = await request.read()
+        raw = request.headers.get("Content-Range", "").strip()
+        if raw:
+            span = re.fullmatch(r"(?:bytes[ =])?(\d+)-(\d+)(?:/\S+)?", raw)
+            if span is None:
+                raise RegistryError(400, "BLOB_UPLOAD_INVALID", f"bad Content-Range {raw!r}")
+            start, end = int(span.group(1)), int(span.group(2))
+            if start != len(buf) or (data and end - start + 1 != len(data)):
+                err = RegistryError(
+                    416,
+                    "BLOB_UPLOAD_INVALID",
+                    f"chunk {start}-{end} does not continue the upload at offset {len(buf)}",
+                )
+                err.headers = self._upload_headers(p["repo"], p["uid"], buf)
+                del err.headers["Content-Length"]
+                raise err
+        buf.extend(data)
+        return buf
+
     async def upload_patch(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         self.authorize(request, ("repository", p["repo"], "push"))
+        buf = await self._append_chunk(request, p)
+        return web.Response(status=202, headers=self._upload_headers(p["repo"], p["uid"], buf))
+
+    async def upload_status(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        self.authorize(request, ("repository", p["repo"], "push"))
         buf = self._upload(p["uid"])
-        buf.extend(await request.read())
-        return web.Response(
-            status=202,
-            headers={
-                "Location": f"/v2/{p['repo']}/blobs/uploads/{p['uid']}",
-                "Docker-Upload-Uuid": p["uid"],
-                "Range": f"0-{max(len(buf) - 1, 0)}",
-                "Content-Length": "0",
-            },
-        )
+        return web.Response(status=204, headers=self._upload_headers(p["repo"], p["uid"], buf))
+
+    async def upload_cancel(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
+        self.authorize(request, ("repository", p["repo"], "push"))
+        self._upload(p["uid"])
+        del self.uploads[p["uid"]]
+        return web.Response(status=204, headers={"Content-Length": "0"})
 
     async def upload_put(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         self.authorize(request, ("repository", p["repo"], "push"))
-        buf = self._upload(p["uid"])
-        buf.extend(await request.read())
+        buf = await self._append_chunk(request, p)
         digest = request.query.get("digest", "")
         del self.uploads[p["uid"]]
         return self._finish_upload(p["repo"], bytes(buf), digest)
@@ -416,6 +480,9 @@ class Api:
 
     async def blob_get(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
         self.authorize(request, ("repository", p["repo"], "pull"))
+        repo = self.registry.repositories.get(p["repo"])
+        if repo is not None and not repo.attrs.get("readEnabled", True):
+            raise locked_error()
         data = self.registry.blobs.get(p["ref"])
         if data is None:
             raise RegistryError(404, "BLOB_UNKNOWN", "blob unknown to registry")
@@ -427,7 +494,7 @@ class Api:
         wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", request.headers.get("Range", "").strip())
         if wanted:
             start = int(wanted.group(1))
-            if start >= len(data):
+            if start >= len(data) or (wanted.group(2) and int(wanted.group(2)) < start):
                 headers["Content-Range"] = f"bytes */{len(data)}"
                 return web.Response(status=416, headers=headers)
             end = min(int(wanted.group(2) or len(data) - 1), len(data) - 1)
@@ -451,8 +518,7 @@ class Api:
         return json_response({"repositories": names}, headers=headers)
 
     async def acr_repo(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-        action = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}
-        self.authorize(request, ("repository", p["repo"], action[request.method]))
+        self.authorize(request, ("repository", p["repo"], ACR_ACTIONS[request.method]))
         repo = self.registry.repo(p["repo"])
         if request.method == "DELETE":
             digests, tags = self.registry.delete_repository(p["repo"])
@@ -485,18 +551,13 @@ class Api:
             headers["Link"] = self._link(
                 f"/acr/v1/{quote(repo.name, safe='')}/_tags", tags[-1].name, n, orderby, extra
             )
-        return json_response(
-            {
-                "registry": self._service(request),
-                "imageName": repo.name,
-                "tags": [self._tag_json(t) for t in tags],
-            },
-            headers=headers,
-        )
+        doc: dict[str, Any] = {"registry": self._service(request), "imageName": repo.name}
+        if tags:  # ACR leaves the key out of an empty page (acr-cli relies on it)
+            doc["tags"] = [self._tag_json(t) for t in tags]
+        return json_response(doc, headers=headers)
 
     async def acr_tag(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-        action = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}
-        self.authorize(request, ("repository", p["repo"], action[request.method]))
+        self.authorize(request, ("repository", p["repo"], ACR_ACTIONS[request.method]))
         repo = self.registry.repo(p["repo"])
         if request.method == "DELETE":
             tag = self.registry.delete_tag(p["repo"], p["ref"])
@@ -525,32 +586,24 @@ class Api:
             headers["Link"] = self._link(
                 f"/acr/v1/{quote(repo.name, safe='')}/_manifests", items[-1].digest, n, orderby
             )
-        return json_response(
-            {
-                "registry": self._service(request),
-                "imageName": repo.name,
-                "manifests": [self._manifest_json(m, repo) for m in items],
-            },
-            headers=headers,
-        )
+        doc: dict[str, Any] = {"registry": self._service(request), "imageName": repo.name}
+        if items:  # ACR leaves the key out of an empty page (acr-cli relies on it)
+            doc["manifests"] = [self._manifest_json(m) for m in items]
+        return json_response(doc, headers=headers)
 
     async def acr_manifest(self, request: web.Request, p: dict[str, str]) -> web.StreamResponse:
-        action = {"GET": "metadata_read", "PATCH": "metadata_write", "DELETE": "delete"}
-        self.authorize(request, ("repository", p["repo"], action[request.method]))
+        self.authorize(request, ("repository", p["repo"], ACR_ACTIONS[request.method]))
         repo = self.registry.repo(p["repo"])
         m = repo.resolve(p["ref"])
         if m is None:
             raise RegistryError(404, "MANIFEST_UNKNOWN", "manifest unknown")
-        if request.method == "DELETE":
-            self.registry.delete_manifest(p["repo"], m.digest)
-            return web.Response(status=202, headers={"Content-Length": "0"})
         if request.method == "PATCH":
             await self._patch_attrs(request, m.attrs)
         return json_response(
             {
                 "registry": self._service(request),
                 "imageName": repo.name,
-                "manifest": self._manifest_json(m, repo),
+                "manifest": self._manifest_json(m, references=True),
             }
         )
 
@@ -575,7 +628,7 @@ class Api:
         return self._oauth_ok({"refresh_token": refresh})
 
     def _oauth_ok(self, doc: dict[str, Any]) -> web.Response:
-        headers = {RATE_HEADER: self.controls.remaining_header() or "166.650000"}
+        headers = {RATE_HEADER: self.controls.remaining_header("read") or "166.650000"}
         return json_response(doc, headers=headers)
 
     def _oauth_denied(self) -> web.Response:
@@ -585,7 +638,7 @@ class Api:
     async def oauth_token(self, request: web.Request, _: dict[str, str]) -> web.StreamResponse:
         form = await request.post()
         grant = str(form.get("grant_type", ""))
-        scope = str(form.get("scope", ""))
+        scope = " ".join(str(v) for v in form.getall("scope", []))  # each field is granted
         service = str(form.get("service", "")) or self._service(request)
         if grant == "refresh_token":
             token = self.tokens.access_from_refresh(
@@ -597,11 +650,10 @@ class Api:
         if grant == "password":
             user, pw = str(form.get("username", "")), str(form.get("password", ""))
             if user or pw:
-                if not self.tokens.basic_ok(user, pw):
+                token = self.tokens.access_for_basic(user, pw, scope, service)
+                if token is None:
                     return self._oauth_denied()
-                return self._oauth_ok(
-                    {"access_token": self.tokens.access_for_admin(scope, service)}
-                )
+                return self._oauth_ok({"access_token": token})
             if self.tokens.anonymous_pull:
                 return self._oauth_ok({"access_token": self.tokens.access_anonymous(service)})
             return self._oauth_denied()
@@ -617,9 +669,9 @@ class Api:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
             creds = self.tokens.decode_basic(value.strip())
-            if not creds or not self.tokens.basic_ok(*creds):
+            token = self.tokens.access_for_basic(*creds, scope, service) if creds else None
+            if token is None:
                 return self._oauth_denied()
-            token = self.tokens.access_for_admin(scope, service)
         elif self.tokens.anonymous_pull:
             token = self.tokens.access_anonymous(service)
         else:
@@ -652,8 +704,15 @@ class Api:
                 c.latency = float(body.get("seconds", 0))
                 return json_response({"latency": c.latency})
             if name == "rate-limit" and request.method == "PUT":
-                c.set_rate_limit(body.get("rps"))
-                return json_response({"rps": body.get("rps")})
+                if "sku" in body:
+                    c.set_sku(str(body["sku"]))
+                elif "reads" in body or "writes" in body:
+                    c.set_rate_limits(_rate(body.get("reads")), _rate(body.get("writes")))
+                else:
+                    c.set_rate_limit(_rate(body.get("rps")))
+                return json_response(c.limits())
+            if name == "rate-limit" and request.method == "GET":
+                return json_response(c.limits())
             if name == "token-lifetime" and request.method == "PUT":
                 self.tokens.lifetime = float(body["seconds"])
                 return json_response({"seconds": self.tokens.lifetime})
@@ -673,13 +732,23 @@ class Api:
                     "GET|DELETE log",
                     "GET tokens",
                     "PUT latency",
-                    "PUT rate-limit",
+                    "GET|PUT rate-limit",
                     "PUT token-lifetime",
                     "POST|DELETE faults",
                 ],
             },
             404,
         )
+
+
+def _rate(value: Any) -> float | None:
+    """A control's requests-per-second value: None/0 for no limit, else a positive number."""
+    if value is None or value == 0:
+        return None
+    rate = float(value)
+    if rate <= 0:
+        raise ValueError(f"a rate limit must be > 0 requests per second, got {value}")
+    return rate
 
 
 def _first(it: Any, n: int) -> Any:

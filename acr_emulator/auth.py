@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 # A grant: (type, name, actions); name "*" and action "*" are wildcards.
 Grant = tuple[str, str, frozenset[str]]
 ALL: list[Grant] = [("registry", "*", frozenset({"*"})), ("repository", "*", frozenset({"*"}))]
+#: The user name that says "the password is an ACR refresh token" (`az acr login --expose-token`,
+#: acr-cli's refresh-token mode, `docker login -u 00000000-0000-0000-0000-000000000000`).
+REFRESH_TOKEN_USER = "00000000-0000-0000-0000-000000000000"
 ANONYMOUS: list[Grant] = [
     ("registry", "catalog", frozenset({"*"})),
     ("repository", "*", frozenset({"pull", "metadata_read"})),
@@ -58,12 +61,17 @@ class TokenService:
     password: str | None = None
     anonymous_pull: bool = False
     aad_allow_list: set[str] | None = None  # None: any non-empty AAD token is accepted
+    #: Like an ABAC-enabled registry: wildcard repository scopes (`repository:*:*`) are not
+    #: granted, and refresh tokens from the AAD exchange carry an `aad_identity` claim.
+    abac: bool = False
     lifetime: float = 3600.0
     tokens: dict[str, Token] = field(default_factory=dict)
     issued: list[str] = field(default_factory=list)
     aad_tokens_seen: list[str] = field(default_factory=list)
 
-    def _mint(self, kind: str, grants: list[Grant], subject: str, service: str) -> str:
+    def _mint(
+        self, kind: str, grants: list[Grant], subject: str, service: str, aad: bool = False
+    ) -> str:
         now = time.time()
         exp = int(now + self.lifetime)
         payload = {
@@ -78,6 +86,8 @@ class TokenService:
             "grant_type": kind,
             "access": [{"Type": t, "Name": n, "Actions": sorted(a)} for t, n, a in grants],
         }
+        if aad and self.abac:
+            payload["aad_identity"] = {"oid": subject}
         raw = json.dumps(payload, separators=(",", ":"))
         raw += " " * (-len(raw.encode()) % 3)
         header = base64.b64encode(b'{"alg":"RS256","typ":"JWT"}').decode().rstrip("=")
@@ -107,7 +117,7 @@ class TokenService:
         self.aad_tokens_seen.append(aad_token)
         if self.aad_allow_list is not None and aad_token not in self.aad_allow_list:
             return None
-        return self._mint("refresh", ALL, "aad-identity", service)
+        return self._mint("refresh", ALL, "aad-identity", service, aad=True)
 
     def refresh_is_valid(self, refresh_token: str) -> bool:
         return self._valid(refresh_token, "refresh") is not None
@@ -116,12 +126,38 @@ class TokenService:
         info = self._valid(refresh_token, "refresh")
         if info is None:
             return None
-        wanted = parse_scopes(scope)
-        granted = [g for g in wanted if allows(info.grants, g[0], g[1], next(iter(g[2])))]
+        wanted = self._grantable(parse_scopes(scope))
+        granted = [g for g in wanted if all(allows(info.grants, g[0], g[1], a) for a in g[2])]
         return self._mint("access", granted, info.subject, service)
 
+    def _grantable(self, wanted: list[Grant]) -> list[Grant]:
+        """What the token service grants of `wanted`: all, or (ABAC) no wildcard repositories."""
+        if not self.abac:
+            return wanted
+        return [g for g in wanted if not (g[0] == "repository" and "*" in g[1])]
+
     def access_for_admin(self, scope: str, service: str) -> str:
-        return self._mint("access", parse_scopes(scope) or ALL, self.username or "admin", service)
+        wanted = parse_scopes(scope)
+        grants = self._grantable(wanted) if wanted else ALL
+        return self._mint("access", grants, self.username or "admin", service)
+
+    def basic_grants(self, user: str, password: str) -> list[Grant] | None:
+        """What Basic credentials may do: the admin user, or the refresh-token user (None: no)."""
+        if self.basic_ok(user, password):
+            return ALL
+        if user in (REFRESH_TOKEN_USER, ""):
+            info = self._valid(password, "refresh")
+            if info is not None:
+                return info.grants
+        return None
+
+    def access_for_basic(self, user: str, password: str, scope: str, service: str) -> str | None:
+        """An access token for Basic credentials (the Docker token flow), None if refused."""
+        if self.basic_ok(user, password):
+            return self.access_for_admin(scope, service)
+        if user in (REFRESH_TOKEN_USER, ""):
+            return self.access_from_refresh(password, scope, service)
+        return None
 
     def refresh_for_admin(self, service: str) -> str:
         return self._mint("refresh", ALL, self.username or "admin", service)

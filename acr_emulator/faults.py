@@ -20,6 +20,20 @@ from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RATE_HEADER = "x-ms-ratelimit-remaining-calls-per-second"
+#: ACR's documented operation limits per minute by SKU: (reads, writes).
+SKU_LIMITS_PER_MINUTE = {
+    "basic": (1000, 100),
+    "standard": (3000, 500),
+    "premium": (10000, 2000),
+}
+
+
+def operation_kind(method: str, path: str) -> str:
+    """ "read" or "write", as ACR counts them: a pull, listing or token request is a read;
+    a push, delete or attribute change is a write."""
+    if method in ("GET", "HEAD", "OPTIONS") or path.startswith("/oauth2/"):
+        return "read"
+    return "write"
 
 
 class TokenBucket:
@@ -82,12 +96,33 @@ class Fault:
 class Controls:
     def __init__(self) -> None:
         self.latency = 0.0
-        self.bucket: TokenBucket | None = None
+        self.buckets: dict[str, TokenBucket | None] = {"read": None, "write": None}
         self.faults: list[Fault] = []
         self.log: list[dict[str, Any]] = []
 
     def set_rate_limit(self, rps: float | None) -> None:
-        self.bucket = TokenBucket(rps) if rps else None
+        """The same limit for reads and for writes (each its own bucket); None: no limit."""
+        self.set_rate_limits(rps, rps)
+
+    def set_rate_limits(self, reads: float | None, writes: float | None) -> None:
+        """Requests per second for each bucket; None leaves that kind unlimited."""
+        self.buckets = {
+            "read": TokenBucket(reads) if reads else None,
+            "write": TokenBucket(writes) if writes else None,
+        }
+
+    def set_sku(self, sku: str) -> None:
+        """ACR's documented per-minute read and write limits for `sku`, as per-second buckets."""
+        try:
+            reads, writes = SKU_LIMITS_PER_MINUTE[sku.lower()]
+        except KeyError:
+            raise ValueError(
+                f"sku must be one of {sorted(SKU_LIMITS_PER_MINUTE)}, got {sku!r}"
+            ) from None
+        self.set_rate_limits(reads / 60, writes / 60)
+
+    def limits(self) -> dict[str, float | None]:
+        return {k: (b.rate if b else None) for k, b in self.buckets.items()}
 
     def inject(
         self,
@@ -107,8 +142,9 @@ class Controls:
             raise ValueError(f"fault skip must be >= 0 requests, got {skip}")
         self.faults.append(Fault(method, re.compile(path_regex), status, drop, count, delay, skip))
 
-    def remaining_header(self) -> str | None:
-        return f"{self.bucket.remaining():.6f}" if self.bucket else None
+    def remaining_header(self, kind: str = "write") -> str | None:
+        bucket = self.buckets[kind]
+        return f"{bucket.remaining():.6f}" if bucket else None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -144,15 +180,16 @@ class Controls:
                         status=fault.status,
                     )
                 break
-        if self.bucket is not None and not self.bucket.take():
+        bucket = self.buckets[operation_kind(request.method, path)]
+        if bucket is not None and not bucket.take():
             entry["status"] = 429
             return web.json_response(
                 {"errors": [{"code": "TOOMANYREQUESTS", "message": "too many requests"}]},
                 status=429,
-                headers={"Retry-After": str(self.bucket.retry_after()), RATE_HEADER: "0.000000"},
+                headers={"Retry-After": str(bucket.retry_after()), RATE_HEADER: "0.000000"},
             )
         response = await handler(request)
         entry["status"] = response.status
-        if self.bucket is not None:
-            response.headers[RATE_HEADER] = f"{self.bucket.remaining():.6f}"
+        if bucket is not None:  # what is left in the bucket this request drew from
+            response.headers[RATE_HEADER] = f"{bucket.remaining():.6f}"
         return response

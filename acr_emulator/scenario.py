@@ -182,6 +182,7 @@ class _Builder:
             os=extra.get("os"),
             image_size=int(spec.get("size", info["image_size"])),
             attrs=_attrs(spec, where),
+            annotations=info["annotations"],
             corrupt=bool(spec.get("corrupt", False)),
             unreadable=bool(spec.get("unreadable", False)),
         )

@@ -49,9 +49,10 @@ class Emulator:
         anonymous_pull: bool,
         controls: bool,
         aad_allow_list: set[str] | None = None,
+        abac: bool = False,
     ) -> Emulator:
         registry = load(scenario)
-        tokens = TokenService(username, password, anonymous_pull, aad_allow_list)
+        tokens = TokenService(username, password, anonymous_pull, aad_allow_list, abac=abac)
         ctl = Controls()
         return cls(registry, tokens, ctl, Api(registry, tokens, ctl, controls))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator
@@ -54,13 +55,33 @@ class RegistryError(Exception):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message, self.detail = status, code, message, detail
         self.challenge: str | None = None  # WWW-Authenticate value for 401 answers
+        self.headers: dict[str, str] = {}  # more response headers (416: Range, Location)
+
+
+#: The distribution spec's grammar for repository names and tags (ACR refuses others).
+NAME_RE = re.compile(
+    r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$"
+)
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+DISALLOWED_MESSAGE = (
+    "The operation is disallowed on this registry, repository or image. View troubleshooting "
+    "steps at https://aka.ms/acr/faq/#why-does-my-pull-or-push-request-fail-with-disallowed-operation-"
+)
 
 
 def locked_error() -> RegistryError:
-    # Real ACR refuses deletes/overwrites of locked items with 405; we use code DENIED.
-    return RegistryError(
-        405, "DENIED", "The operation is disallowed on this registry, repository or image."
-    )
+    """ACR's answer to a delete, push or pull that a lock (changeableAttributes) forbids."""
+    return RegistryError(405, "REGISTRY_DISALLOWED_OPERATION", DISALLOWED_MESSAGE, {})
+
+
+def check_name(name: str) -> None:
+    if len(name) > 255 or not NAME_RE.match(name):
+        raise RegistryError(400, "NAME_INVALID", "invalid repository name", {"name": name})
+
+
+def check_tag(tag: str) -> None:
+    if not TAG_RE.match(tag):
+        raise RegistryError(400, "TAG_INVALID", "manifest tag did not match URI", {"tag": tag})
 
 
 @dataclass
@@ -79,6 +100,7 @@ class Manifest:
     image_size: int = 0
     attrs: dict[str, bool] = field(default_factory=default_attrs)
     tags: set[str] = field(default_factory=set)
+    annotations: dict[str, str] = field(default_factory=dict)
     corrupt: bool = False  # serve a body whose sha256 is not the digest
     unreadable: bool = False  # GET of the body answers 500
 
@@ -147,6 +169,21 @@ class Repository:
     def is_empty(self) -> bool:
         return not self.tags and not self.manifests
 
+    def check_readable(self, ref: str) -> None:
+        """Refuse a pull when the repository, the tag or the manifest has readEnabled false."""
+        if not self.attrs.get("readEnabled", True):
+            raise locked_error()
+        tag = self.tags.get(ref)
+        if tag is not None and not tag.attrs.get("readEnabled", True):
+            raise locked_error()
+        m = self.resolve(ref)
+        if m is not None and not m.attrs.get("readEnabled", True):
+            raise locked_error()
+
+    def check_writable(self) -> None:
+        if not self.attrs.get("writeEnabled", True):
+            raise locked_error()
+
     # -- indexes -----------------------------------------------------------------------------
     def _index_tag(self, tag: Tag) -> None:
         self.tag_names.add(tag.name)
@@ -210,7 +247,7 @@ class Repository:
         tag = self.tags.get(name)
         if tag is None:
             raise RegistryError(404, "TAG_UNKNOWN", "the specified tag does not exist")
-        if is_locked(tag.attrs):
+        if is_locked(self.attrs) or is_locked(tag.attrs):
             raise locked_error()
         self._drop_tag(tag)
         return tag
@@ -231,7 +268,11 @@ class Repository:
         m = self.manifests.get(digest)
         if m is None:
             raise RegistryError(404, "MANIFEST_UNKNOWN", f"manifest {digest} is not found")
-        if is_locked(m.attrs) or any(is_locked(self.tags[t].attrs) for t in m.tags):
+        if (
+            is_locked(self.attrs)
+            or is_locked(m.attrs)
+            or any(is_locked(self.tags[t].attrs) for t in m.tags)
+        ):
             raise locked_error()
         removed: list[str] = []
         removed_tags: list[str] = []
@@ -377,6 +418,12 @@ class Registry:
             del self.repositories[name]
             self.catalog.remove(name)
 
+    def visible_names(self, last: str | None) -> Iterator[str]:
+        """Catalog names after `last`, without repositories whose listEnabled is false."""
+        for name in self.catalog.after(last, False):
+            if self.repositories[name].attrs.get("listEnabled", True):
+                yield name
+
     def put_blob(self, data: bytes) -> str:
         d = sha256_digest(data)
         self.blobs[d] = data
@@ -402,6 +449,8 @@ class Registry:
         subject = doc.get("subject")
         info["subject"] = subject.get("digest") if isinstance(subject, dict) else None
         info["artifact_type"] = doc.get("artifactType")
+        annotations = doc.get("annotations")
+        info["annotations"] = dict(annotations) if isinstance(annotations, dict) else {}
         size = len(body)
         if isinstance(doc.get("manifests"), list):
             for child in doc["manifests"]:
@@ -431,6 +480,12 @@ class Registry:
         self, repo_name: str, body: bytes, media_type: str | None, tag: str | None
     ) -> str:
         """Store a manifest as a /v2 PUT does; returns its digest."""
+        check_name(repo_name)
+        if tag is not None:
+            check_tag(tag)
+        existing = self.repositories.get(repo_name)
+        if existing is not None:
+            existing.check_writable()
         info = self.describe(body, media_type)
         digest = sha256_digest(body)
         now = self.now()
@@ -455,6 +510,7 @@ class Registry:
                     architecture=info.get("architecture"),
                     os=info.get("os"),
                     image_size=info["image_size"],
+                    annotations=info["annotations"],
                 )
                 repo.add_manifest(m)
             elif not m.attrs.get("writeEnabled", True) and tag is not None:

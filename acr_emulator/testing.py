@@ -77,12 +77,13 @@ class EmulatorServer:
         controls: bool = True,
         data_dir: str | Path | None = None,
         aad_allow_list: set[str] | None = None,
+        abac: bool = False,
     ) -> None:
         if isinstance(scenario, dict):
             scenario = copy.deepcopy(scenario)
         self.username, self.password = username, password
         self.emulator = Emulator.build(
-            scenario, username, password, anonymous_pull, controls, aad_allow_list
+            scenario, username, password, anonymous_pull, controls, aad_allow_list, abac
         )
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
@@ -189,7 +190,14 @@ class EmulatorServer:
         self._call(apply)
 
     def set_rate_limit(self, rps: float | None) -> None:
+        """The same limit for reads and for writes (two buckets); None: no limit."""
         self._call(lambda: self.emulator.controls.set_rate_limit(rps))
+
+    def set_rate_limits(self, reads: float | None, writes: float | None) -> None:
+        self._call(lambda: self.emulator.controls.set_rate_limits(reads, writes))
+
+    def set_sku(self, sku: str) -> None:
+        self._call(lambda: self.emulator.controls.set_sku(sku))
 
     def inject_fault(
         self,

@@ -30,12 +30,13 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.scenario import RULE, repository_name, synthetic_snapshot
+from purge.registry.protocol.protocol import ManifestUnreadable, NotFound
+
+from benchmarks.scenario import RULE, repository_name, synthetic_children, synthetic_snapshot
 from purge.config.command import parse_purge_command
 from purge.config.settings import Config, Connection
 from purge.model import Manifest, ManifestBody, RepositorySnapshot, Tag
 from purge.planner import RepositoryPlanner
-from purge.registry.protocol import ManifestUnreadable, NotFound
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGIN_SERVER = "bench.azurecr.io"
@@ -95,7 +96,7 @@ class LazyRegistry:
     async def get_manifest(self, repository: str, digest: str) -> ManifestBody:
         for manifest in self._snapshot(repository).manifests:
             if manifest.digest == digest:
-                return synthetic_body(manifest)
+                return synthetic_body(repository, manifest)
         raise ManifestUnreadable(f"{repository}@{digest}: no such manifest", status=404)
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
@@ -119,9 +120,10 @@ class LazyRegistry:
         return None
 
 
-def synthetic_body(manifest: Manifest) -> ManifestBody:
+def synthetic_body(repository: str, manifest: Manifest) -> ManifestBody:
     """What GET of a synthetic manifest would parse to: an index's children, no subject."""
-    return ManifestBody(manifest.digest, manifest.media_type, manifest.references or ())
+    children = synthetic_children(repository) if manifest.is_index else ()
+    return ManifestBody(manifest.digest, manifest.media_type, children)
 
 
 def _rule() -> Any:
@@ -141,7 +143,11 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
         repository_planner = RepositoryPlanner(snapshot, rule, now)
         needed = repository_planner.bodies_needed()
         fetched += len(needed)
-        bodies = {m.digest: synthetic_body(m) for m in snapshot.manifests if m.digest in needed}
+        bodies = {
+            m.digest: synthetic_body(snapshot.name, m)
+            for m in snapshot.manifests
+            if m.digest in needed
+        }
         plan = repository_planner.plan(bodies)
         deletions += plan.deletion_count
         keeps += len(plan.kept)

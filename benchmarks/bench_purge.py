@@ -1,9 +1,14 @@
-"""A real purge against the emulator (separate process) with latency and a rate limit.
+"""A real purge against the emulator (separate process) with latency and rate limits.
 
-    python benchmarks/bench_purge.py [--rate-limit R | --no-limit] [--concurrency N]
+    python benchmarks/bench_purge.py [--rate-limit R | --rate-limit-writes W
+        [--rate-limit-reads R] | --sku basic|standard|premium | --no-limit] [--concurrency N]
         [--latency-ms 20] [--repos 50 --tags 400] [--matrix]
 
-The client is the production path: settings -> purge.service.run_purge -> purge.registry.acr ->
+The emulator has ACR's two budgets: reads (listings, bodies, tokens) and writes (deletes,
+unlocks); `--rate-limit R` sets both to R per second, `--sku` to ACR's documented limits.
+Deletions per second are quoted as a fraction of the write limit.
+
+The client is the production path: settings -> purge.service.run_purge -> purge.registry.protocol.acr ->
 azure-containerregistry aio -> HTTPS. Every figure about requests comes from the emulator's
 own request log; the result is checked against the emulator's state afterwards (a fast purge
 that deleted the wrong things is not a result). See benchmarks/README.md for the figures.
@@ -24,11 +29,15 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from purge.registry.protocol.acr import open_registry
+
 from benchmarks.emulator_process import EmulatorProcess
 from benchmarks.scenario import RULE, Shape, expected_deletions, purge_scenario
 from purge.config.settings import load_settings
-from purge.registry.acr import open_registry
 from purge.service import run_purge
+
+#: ACR's documented operation limits per minute (reads, writes), as the emulator's --sku has them.
+SKU_LIMITS_PER_MINUTE = {"basic": (1000, 100), "standard": (3000, 500), "premium": (10000, 2000)}
 
 DEFAULT_RATE = 200.0
 #: Scales of the --concurrency 1 baseline and the R=50 run in --matrix: repositories of the
@@ -36,13 +45,39 @@ DEFAULT_RATE = 200.0
 #: within about a minute each.
 BASELINE_SHAPE = Shape(repositories=3, tags=400)
 SLOW_RATE_SHAPE = Shape(repositories=8, tags=400)
+#: Standard's 8.3 writes/s: a small registry keeps the run within a minute.
+STANDARD_SHAPE = Shape(repositories=2, tags=200)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Requests per second of the emulator's read and write buckets (None: unlimited)."""
+
+    reads: float | None = None
+    writes: float | None = None
+
+    @classmethod
+    def both(cls, rate: float) -> Limits:
+        return cls(rate, rate)
+
+    @classmethod
+    def sku(cls, name: str) -> Limits:
+        reads, writes = SKU_LIMITS_PER_MINUTE[name]
+        return cls(reads / 60, writes / 60)
+
+    def describe(self) -> str:
+        if self.reads is None and self.writes is None:
+            return "none"
+        r = f"{self.reads:g}/s" if self.reads else "unlimited"
+        w = f"{self.writes:g}/s" if self.writes else "unlimited"
+        return f"reads {r}, writes {w}"
 
 
 @dataclass(frozen=True)
 class Figures:
     label: str
     shape: Shape
-    rate_limit: float | None
+    limits: Limits
     concurrency: int | None
     latency_ms: float
     wall_seconds: float
@@ -50,6 +85,7 @@ class Figures:
     listing_requests: int
     token_requests: int
     delete_requests: int
+    write_requests: int
     throttled: int
     tags_deleted: int
     manifests_deleted: int
@@ -70,7 +106,13 @@ class Figures:
         return self.tags_deleted + self.manifests_deleted
 
     @property
+    def rate_limit(self) -> float | None:
+        """The write limit: deletions draw from it (reads have their own)."""
+        return self.limits.writes
+
+    @property
     def rate_fraction(self) -> float | None:
+        """Deletions per second as a fraction of the write limit."""
         return self.deletes_per_second / self.rate_limit if self.rate_limit else None
 
     @property
@@ -123,7 +165,7 @@ async def _purge(emu: EmulatorProcess, concurrency: int | None) -> tuple[float, 
 def run_once(
     shape: Shape,
     *,
-    rate_limit: float | None,
+    limits: Limits,
     concurrency: int | None,
     latency_ms: float,
     label: str = "run",
@@ -131,7 +173,10 @@ def run_once(
     """Seed a fresh emulator, purge it for real, and measure."""
     expected = expected_deletions(shape)
     with EmulatorProcess(
-        purge_scenario(shape), latency=latency_ms / 1000, rate_limit=rate_limit
+        purge_scenario(shape),
+        latency=latency_ms / 1000,
+        reads=limits.reads,
+        writes=limits.writes,
     ) as emu:
         cpu_before, emulator_cpu_before = _cpu_seconds(), emu.cpu_seconds()
         wall, report = asyncio.run(_purge(emu, concurrency))
@@ -158,7 +203,7 @@ def run_once(
     return Figures(
         label=label,
         shape=shape,
-        rate_limit=rate_limit,
+        limits=limits,
         concurrency=concurrency,
         latency_ms=latency_ms,
         wall_seconds=wall,
@@ -166,6 +211,11 @@ def run_once(
         listing_requests=sum(1 for e in log if _is_listing(e)),
         token_requests=sum(1 for e in log if str(e["path"]).startswith("/oauth2/")),
         delete_requests=len(deletes),
+        write_requests=sum(
+            1
+            for e in log
+            if e["method"] not in ("GET", "HEAD") and not str(e["path"]).startswith("/oauth2/")
+        ),
         throttled=statuses.get(429, 0),
         tags_deleted=tags_deleted,
         manifests_deleted=manifests_deleted,
@@ -185,20 +235,20 @@ def _manifest_total(shape: Shape) -> int:
 
 
 def describe(f: Figures) -> str:
-    limit = f"{f.rate_limit:g} req/s" if f.rate_limit else "none"
     lines = [
         f"== {f.label}: {f.shape.repositories} repositories x {f.shape.tags} tags "
-        f"({f.shape.total_tags} tags), latency {f.latency_ms:g} ms, rate limit {limit}, "
+        f"({f.shape.total_tags} tags), latency {f.latency_ms:g} ms, "
+        f"rate limits {f.limits.describe()}, "
         f"concurrency {f.concurrency or 'adaptive'}",
         f"wall time: {f.wall_seconds:.2f} s",
         f"deleted: {f.tags_deleted} tags, {f.manifests_deleted} manifests "
         f"({f.artifacts} artifacts) with {f.own_deletions} delete requests; "
         f"result {'CORRECT' if f.correct else 'WRONG'} (checked against the emulator's state)",
         f"deletions per second: {f.deletes_per_second:.1f} delete requests/s"
-        + (f" = {f.rate_fraction:.2f} x R" if f.rate_fraction is not None else "")
+        + (f" = {f.rate_fraction:.2f} x the write limit" if f.rate_fraction is not None else "")
         + f" ({f.artifacts / f.wall_seconds:.1f} artifacts/s)",
         f"requests: {f.requests} total ({f.listing_requests} listing, {f.token_requests} token, "
-        f"{f.delete_requests} delete)",
+        f"{f.delete_requests} delete; {f.write_requests} writes)",
         f"requests per deletion: {f.requests_per_deletion:.3f} with listing, "
         f"{f.requests_per_deletion_no_listing:.3f} without "
         f"(per artifact: {f.requests / max(1, f.artifacts):.3f} / "
@@ -219,16 +269,30 @@ def describe(f: Figures) -> str:
 
 
 def matrix(shape: Shape, latency_ms: float) -> list[Figures]:
-    """No limit; R=200; R=50 (smaller, to stay within minutes); --concurrency 1 (smaller)."""
+    """No limit; R=200 (both buckets); Premium and Standard (ACR's documented limits, smaller
+    registries to stay within minutes); --concurrency 1 (smaller)."""
     runs = [
-        run_once(shape, rate_limit=None, concurrency=None, latency_ms=latency_ms, label="no limit"),
-        run_once(shape, rate_limit=200, concurrency=None, latency_ms=latency_ms, label="R=200"),
+        run_once(shape, limits=Limits(), concurrency=None, latency_ms=latency_ms, label="no limit"),
         run_once(
-            SLOW_RATE_SHAPE, rate_limit=50, concurrency=None, latency_ms=latency_ms, label="R=50"
+            shape, limits=Limits.both(200), concurrency=None, latency_ms=latency_ms, label="R=200"
+        ),
+        run_once(
+            SLOW_RATE_SHAPE,
+            limits=Limits.sku("premium"),
+            concurrency=None,
+            latency_ms=latency_ms,
+            label="--sku premium",
+        ),
+        run_once(
+            STANDARD_SHAPE,
+            limits=Limits.sku("standard"),
+            concurrency=None,
+            latency_ms=latency_ms,
+            label="--sku standard",
         ),
         run_once(
             BASELINE_SHAPE,
-            rate_limit=None,
+            limits=Limits(),
             concurrency=1,
             latency_ms=latency_ms,
             label="baseline --concurrency 1",
@@ -236,7 +300,7 @@ def matrix(shape: Shape, latency_ms: float) -> list[Figures]:
     ]
     for figures in runs:
         print(describe(figures), flush=True)
-    fast, baseline = runs[0], runs[3]
+    fast, baseline = runs[0], runs[-1]
     scale = fast.own_deletions / max(1, baseline.own_deletions)
     extrapolated = baseline.wall_seconds * scale
     print(
@@ -251,7 +315,16 @@ def matrix(shape: Shape, latency_ms: float) -> list[Figures]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--rate-limit", type=float, default=DEFAULT_RATE, help="requests per second")
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=None,
+        help=f"reads and writes per second each "
+        f"(default {DEFAULT_RATE:g} unless another limit is given)",
+    )
+    p.add_argument("--rate-limit-reads", type=float, default=None, help="reads per second")
+    p.add_argument("--rate-limit-writes", type=float, default=None, help="writes per second")
+    p.add_argument("--sku", choices=sorted(SKU_LIMITS_PER_MINUTE), help="ACR's limits for it")
     p.add_argument("--no-limit", action="store_true", help="no rate limit")
     p.add_argument(
         "--concurrency", type=int, default=None, help="PURGE_CONCURRENCY (default: adaptive)"
@@ -259,12 +332,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=float, default=20.0, help="added to every request")
     p.add_argument("--repos", type=int, default=50)
     p.add_argument("--tags", type=int, default=400, help="tags per repository")
-    p.add_argument("--matrix", action="store_true", help="no limit, R=200, R=50, concurrency 1")
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="no limit, R=200, --sku premium, --sku standard, concurrency 1",
+    )
     args = p.parse_args(argv)
-    if args.rate_limit <= 0:
-        p.error(
-            f"--rate-limit must be a positive number of requests per second, got {args.rate_limit}"
-        )
+    for flag in ("rate_limit", "rate_limit_reads", "rate_limit_writes"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            name = "--" + flag.replace("_", "-")
+            p.error(f"{name} must be a positive number of requests per second, got {value}")
     if args.concurrency is not None and args.concurrency < 1:
         p.error(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.latency_ms < 0:
@@ -282,12 +360,24 @@ def main(argv: list[str] | None = None) -> list[Figures]:
         return matrix(shape, args.latency_ms)
     figures = run_once(
         shape,
-        rate_limit=None if args.no_limit else args.rate_limit,
+        limits=_limits(args),
         concurrency=args.concurrency,
         latency_ms=args.latency_ms,
     )
     print(describe(figures), flush=True)
     return [figures]
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    if args.no_limit:
+        return Limits()
+    if args.sku:
+        return Limits.sku(args.sku)
+    if args.rate_limit_reads or args.rate_limit_writes:
+        return Limits(
+            args.rate_limit_reads or args.rate_limit, args.rate_limit_writes or args.rate_limit
+        )
+    return Limits.both(args.rate_limit or DEFAULT_RATE)
 
 
 if __name__ == "__main__":

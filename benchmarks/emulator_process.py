@@ -23,18 +23,22 @@ READY_TIMEOUT = 60.0
 
 
 class EmulatorProcess:
-    """`with EmulatorProcess(scenario, latency=0.02, rate_limit=200) as emu: emu.login_server`"""
+    """`with EmulatorProcess(scenario, latency=0.02, writes=33.3) as emu: emu.login_server`
+
+    `reads` / `writes`: the emulator's two request-per-second buckets (None: unlimited).
+    """
 
     def __init__(
         self,
         scenario: dict[str, Any],
         *,
         latency: float = 0.0,
-        rate_limit: float | None = None,
+        reads: float | None = None,
+        writes: float | None = None,
     ) -> None:
         self.scenario = scenario
         self.latency = latency
-        self.rate_limit = rate_limit
+        self.reads, self.writes = reads, writes
         self._tmp = tempfile.TemporaryDirectory(prefix="acr-bench-")
         self._proc: subprocess.Popen[bytes] | None = None
         self.info: dict[str, Any] = {}
@@ -49,8 +53,10 @@ class EmulatorProcess:
             "--scenario", str(scenario_file), "--data-dir", str(tmp), "--ready-file", str(ready),
             "--controls", "--latency", str(self.latency),
         ]  # fmt: skip
-        if self.rate_limit is not None:
-            argv += ["--rate-limit", str(self.rate_limit)]
+        if self.reads is not None:
+            argv += ["--rate-limit-reads", str(self.reads)]
+        if self.writes is not None:
+            argv += ["--rate-limit-writes", str(self.writes)]
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self._proc = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -147,7 +147,10 @@ def synthetic_snapshot(
     index: int, tags: int, now: datetime, eligible: float = 0.8
 ) -> RepositorySnapshot:
     """One repository as its listing would come back: `tags - 1` single-tag images, newest
-    first, an old tagged multi-arch index with two children, and a few untagged manifests."""
+    first, an old tagged multi-arch index with two children, and a few untagged manifests.
+
+    As on ACR, the index is listed without `references`: its children are in its body only
+    (`synthetic_children`)."""
     name = repository_name(index)
     cut = now - timedelta(days=AGO_DAYS)
     old_count = round(tags * eligible)
@@ -164,11 +167,11 @@ def synthetic_snapshot(
             )
         )
     old = cut - timedelta(days=15)
-    kids = tuple(_digest(name, "child", k) for k in range(MULTI_ARCH_CHILDREN))
+    kids = synthetic_children(name)
     for kid in kids:
         manifest_items.append(Manifest(kid, OCI_MANIFEST, old, old, 500, (), None, IMAGE_CONFIG))
     index_digest = _digest(name, "index")
-    manifest_items.append(Manifest(index_digest, OCI_INDEX, old, old, 300, ("multi",), kids))
+    manifest_items.append(Manifest(index_digest, OCI_INDEX, old, old, 300, ("multi",), None))
     tag_items.append(Tag("multi", index_digest, old, old))
     for k in range(max(1, tags // 40)):
         manifest_items.append(
@@ -178,6 +181,11 @@ def synthetic_snapshot(
         )
     tag_items.sort(key=lambda t: t.last_updated or now, reverse=True)
     return RepositorySnapshot(name, tuple(tag_items), tuple(manifest_items))
+
+
+def synthetic_children(repository: str) -> tuple[str, ...]:
+    """The children in the body of `repository`'s multi-arch index (not in its listing)."""
+    return tuple(_digest(repository, "child", k) for k in range(MULTI_ARCH_CHILDREN))
 
 
 def synthetic_repositories(
@@ -196,6 +204,7 @@ __all__ = [
     "expected_deletions",
     "purge_scenario",
     "repository_name",
+    "synthetic_children",
     "synthetic_repositories",
     "synthetic_snapshot",
 ]

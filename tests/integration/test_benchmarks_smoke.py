@@ -35,8 +35,30 @@ def test_bench_purge_with_a_rate_limit_purges_correctly_and_counts_requests(
     assert 0 <= figures.throttled <= figures.requests
     assert figures.rate_fraction is not None and 0 < figures.rate_fraction <= 2
     assert figures.client_peak_rss_mb > 10
-    for label in ("wall time:", "deletions per second:", "x R", "429 responses:", "peak RSS:"):
+    assert figures.limits == bench_purge.Limits(400, 400)  # --rate-limit means both buckets
+    assert figures.write_requests >= figures.delete_requests
+    for label in (
+        "wall time:",
+        "deletions per second:",
+        "x the write limit",
+        "429 responses:",
+        "peak RSS:",
+    ):
         assert label in out
+
+
+def test_bench_purge_split_limits_quote_the_write_limit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (figures,) = bench_purge.main(
+        ["--repos", "1", "--tags", "12", "--rate-limit-writes", "50", "--rate-limit-reads", "300"]
+    )
+    out = capsys.readouterr().out
+    assert figures.correct, out
+    assert figures.limits == bench_purge.Limits(300, 50) and figures.rate_limit == 50
+    assert figures.rate_fraction == pytest.approx(figures.deletes_per_second / 50)
+    assert "reads 300/s, writes 50/s" in out
+    assert bench_purge.Limits.sku("standard") == bench_purge.Limits(50, 500 / 60)
 
 
 def test_bench_purge_baseline_concurrency_one_never_overlaps(
@@ -60,6 +82,7 @@ def test_bench_memory_phases_plan_the_whole_synthetic_registry(
     assert planner.data["tags"] == service.data["tags"] == 200
     # per repository: 39 of 49 images are old, plus the index, its 2 children and 1 orphan
     assert planner.data["deletions"] == 4 * (39 + 39 + 1 + 1 + 2 + 1)
+    assert planner.data["bodies"] == 4  # the index of each repository: listed without children
     assert service.data["complete"] is True and service.data["errors"] == 0
     assert service.data["reported_manifests"] == 4 * (39 + 1 + 2 + 1)
     assert service.data["deletions"] == 4 * (39 + 1 + 2 + 1)  # a tag goes with its manifest

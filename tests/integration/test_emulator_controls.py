@@ -39,6 +39,52 @@ def test_rate_limit_answers_429_with_retry_after(emulator: EmulatorServer) -> No
     assert http(emulator, "GET", "/acr/v1/_catalog", auth=admin(emulator)).status_code == 200
 
 
+def test_reads_and_writes_draw_from_separate_buckets(emulator: EmulatorServer) -> None:
+    emulator.set_rate_limits(reads=100, writes=2)
+    auth = admin(emulator)
+    deletes = [
+        http(emulator, "DELETE", f"/acr/v1/hello-world/_tags/{t}", auth=auth)
+        for t in ("v1", "v2", "latest")
+    ]
+    assert [r.status_code for r in deletes] == [202, 202, 429]
+    assert float(deletes[1].headers["x-ms-ratelimit-remaining-calls-per-second"]) < 1
+    # the write bucket is empty, the read bucket is not: listings go on
+    read = http(emulator, "GET", "/acr/v1/hello-world/_tags", auth=auth)
+    assert read.status_code == 200
+    assert float(read.headers["x-ms-ratelimit-remaining-calls-per-second"]) > 90  # its own bucket
+    emulator.set_rate_limits(reads=2, writes=None)
+    statuses = [http(emulator, "GET", "/acr/v1/_catalog", auth=auth).status_code for _ in range(4)]
+    assert statuses.count(429) >= 1
+    assert (
+        http(emulator, "DELETE", "/acr/v1/hello-world/_tags/latest", auth=auth).status_code == 202
+    )
+
+
+def test_sku_presets_are_acr_documented_limits(emulator: EmulatorServer) -> None:
+    presets = {"basic": (1000, 100), "standard": (3000, 500), "premium": (10000, 2000)}
+    for sku, (reads, writes) in presets.items():
+        emulator.set_sku(sku)
+        limits = emulator._call(emulator.emulator.controls.limits)
+        assert limits == pytest.approx({"read": reads / 60, "write": writes / 60})
+    with pytest.raises(ValueError, match="sku must be one of"):
+        emulator.set_sku("gold")
+
+
+def test_rate_limit_controls_by_endpoint(emulator_factory: Any) -> None:
+    emu = emulator_factory(controls=True)
+    r = http(emu, "PUT", "/_emulator/rate-limit", json={"reads": 50, "writes": 5})
+    assert r.json() == {"read": 50.0, "write": 5.0}
+    r = http(emu, "PUT", "/_emulator/rate-limit", json={"sku": "standard"})
+    assert r.json() == pytest.approx({"read": 50.0, "write": 500 / 60})
+    r = http(emu, "PUT", "/_emulator/rate-limit", json={"rps": 7})
+    assert r.json() == {"read": 7.0, "write": 7.0}  # --rate-limit keeps meaning both
+    assert http(emu, "GET", "/_emulator/rate-limit").json() == {"read": 7.0, "write": 7.0}
+    assert http(emu, "PUT", "/_emulator/rate-limit", json={"writes": -1}).status_code == 400
+    assert http(emu, "PUT", "/_emulator/rate-limit", json={"sku": "gold"}).status_code == 400
+    r = http(emu, "PUT", "/_emulator/rate-limit", json={"rps": None})
+    assert r.json() == {"read": None, "write": None}
+
+
 def test_injected_status_and_drop_and_latency(emulator: EmulatorServer) -> None:
     emulator.inject_fault(method="DELETE", path_regex=r"/_tags/v1$", status=503, count=1)
     r = http(emulator, "DELETE", "/acr/v1/hello-world/_tags/v1", auth=admin(emulator))
@@ -150,3 +196,15 @@ def test_cli_rejects_bad_flags(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.returncode == 2 and "--rate-limit must be a positive" in out.stderr
+    for flags, message in [
+        (["--rate-limit-writes", "0"], "--rate-limit-writes must be a positive"),
+        (["--sku", "standard", "--rate-limit", "5"], "either --sku or --rate-limit"),
+        (["--sku", "gold"], "invalid choice"),
+    ]:
+        out = subprocess.run(
+            [sys.executable, "-m", "acr_emulator", "--data-dir", str(tmp_path), *flags],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        assert out.returncode == 2 and message in out.stderr, out.stderr

@@ -123,7 +123,7 @@ def test_update_properties_then_delete_is_refused(emulator: EmulatorServer) -> N
         with pytest.raises(HttpResponseError) as err:
             c.delete_tag("hello-world", "v1")
         assert err.value.status_code == 405
-        assert "DENIED" in str(err.value)
+        assert "REGISTRY_DISALLOWED_OPERATION" in str(err.value)
         digest = c.get_tag_properties("hello-world", "v2").digest
         mprops = c.update_manifest_properties("hello-world", digest, can_write=False)
         assert mprops.can_write is False
