@@ -30,13 +30,12 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from purge.registry.protocol.protocol import ManifestUnreadable, NotFound
-
 from benchmarks.scenario import RULE, repository_name, synthetic_children, synthetic_snapshot
 from purge.config.command import parse_purge_command
 from purge.config.settings import Config, Connection
 from purge.model import Manifest, ManifestBody, RepositorySnapshot, Tag
 from purge.planner import RepositoryPlanner
+from purge.registry.protocol import ManifestUnreadable, NotFound
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGIN_SERVER = "bench.azurecr.io"

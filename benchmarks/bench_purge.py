@@ -8,7 +8,7 @@ The emulator has ACR's two budgets: reads (listings, bodies, tokens) and writes 
 unlocks); `--rate-limit R` sets both to R per second, `--sku` to ACR's documented limits.
 Deletions per second are quoted as a fraction of the write limit.
 
-The client is the production path: settings -> purge.service.run_purge -> purge.registry.protocol.acr ->
+The client is the production path: settings -> purge.service.run_purge -> purge.registry.acr ->
 azure-containerregistry aio -> HTTPS. Every figure about requests comes from the emulator's
 own request log; the result is checked against the emulator's state afterwards (a fast purge
 that deleted the wrong things is not a result). See benchmarks/README.md for the figures.
@@ -29,11 +29,10 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from purge.registry.protocol.acr import open_registry
-
 from benchmarks.emulator_process import EmulatorProcess
 from benchmarks.scenario import RULE, Shape, expected_deletions, purge_scenario
 from purge.config.settings import load_settings
+from purge.registry.acr import open_registry
 from purge.service import run_purge
 
 #: ACR's documented operation limits per minute (reads, writes), as the emulator's --sku has them.

@@ -6,12 +6,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from purge.registry.protocol.acr import AcrRegistry
-from purge.registry.protocol.protocol import ManifestUnreadable, NotFound, PermissionDenied
 
 from acr_emulator.testing import EmulatorServer
 from purge.config.settings import Connection
 from purge.model import OCI_INDEX
+from purge.registry.acr import AcrRegistry
+from purge.registry.protocol import ManifestUnreadable, NotFound, PermissionDenied
 
 
 def connect(emu: EmulatorServer, **kwargs: Any) -> AcrRegistry:
