@@ -74,7 +74,7 @@ def describe_failure(exc: BaseException, action: str) -> str:
     return f"{action} failed{f' (HTTP {status})' if status else ''}: {text}"
 
 
-class _Run:
+class _Execution:
     """State of one plan's execution."""
 
     def __init__(
@@ -160,7 +160,7 @@ async def execute(
     the children the plan also deletes (`plan.children`), and those children stay when the
     index's delete fails: a half-deleted multi-arch image must never be left behind.
     """
-    run = _Run(plan, registry, dry_run, deadline)
+    run = _Execution(plan, registry, dry_run, deadline)
     repo = plan.repository
 
     async def delete_tag(deletion: TagDeletion) -> TagOutcome:
@@ -219,7 +219,7 @@ async def execute(
 
 
 async def _delete_parents_first(
-    run: _Run,
+    run: _Execution,
     deletions: Sequence[ManifestDeletion],
     children: Mapping[str, Sequence[str]],
     delete: Callable[[ManifestDeletion], Awaitable[None]],
@@ -275,12 +275,12 @@ def _bind(
     return lambda: method(repository, ref)
 
 
-def _own_outcome(run: _Run, deletion: ManifestDeletion) -> ManifestOutcome:
+def _own_outcome(run: _Execution, deletion: ManifestDeletion) -> ManifestOutcome:
     status, gone = run.manifest_status[deletion.digest]
     return ManifestOutcome(deletion, status, gone)
 
 
-def _root_status(run: _Run, digest: str, ref: str) -> Status:
+def _root_status(run: _Execution, digest: str, ref: str) -> Status:
     """Status of the manifest whose delete removes `digest`, following removed_with chains."""
     removed_with = run.removed_with()
     seen: set[str] = set()
@@ -301,11 +301,11 @@ def _root_status(run: _Run, digest: str, ref: str) -> Status:
     return run.manifest_status[digest][0]
 
 
-def _manifest_outcome(run: _Run, deletion: ManifestDeletion) -> ManifestOutcome:
+def _manifest_outcome(run: _Execution, deletion: ManifestDeletion) -> ManifestOutcome:
     assert deletion.removed_with is not None
     return ManifestOutcome(deletion, _root_status(run, deletion.removed_with, deletion.digest))
 
 
-def _tag_outcome(run: _Run, deletion: TagDeletion) -> TagOutcome:
+def _tag_outcome(run: _Execution, deletion: TagDeletion) -> TagOutcome:
     assert deletion.removed_with is not None
     return TagOutcome(deletion, _root_status(run, deletion.removed_with, deletion.tag))

@@ -17,7 +17,7 @@ import copy
 import functools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from purge.config import rules
@@ -27,7 +27,6 @@ from purge.config.rules import (
     TagFilter,
     format_duration,
     protected_by,
-    repository_matches,
 )
 from purge.model import (
     IMAGE_CONFIG_MEDIA_TYPES,
@@ -213,16 +212,12 @@ class RepositoryPlanner:
         """Does the rule cover this repository? Also keeps the filters that apply here."""
         if self.rule.untagged_only and not self.rule.filters:
             return True
-        matching = []
-        for f in self.rule.filters:
-            try:
-                if repository_matches(replace(self.rule, filters=(f,)), self.repo):
-                    matching.append(f)
-            except MatchTimeout as exc:
-                self.errors.append(f"repository filter: {exc}; nothing planned for this repository")
-                return False
-        self.matching_filters = tuple(matching)
-        return bool(matching)
+        try:
+            self.matching_filters = rules.filters_for(self.rule, self.repo)
+        except MatchTimeout as exc:
+            self.errors.append(f"repository filter: {exc}; nothing planned for this repository")
+            return False
+        return bool(self.matching_filters)
 
     def _too_new(self, moment: datetime) -> bool:
         return not moment < self.cutoff

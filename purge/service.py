@@ -100,7 +100,7 @@ async def run_purge(
         registry = open_registry(config.connection, max_concurrency=config.concurrency)
     report = Report(registry.login_server, is_dry_run(config, dry_run), datetime.now(timezone.utc))
     try:
-        run = _Run(
+        run = _PurgeRun(
             registry,
             report,
             now=now,
@@ -156,7 +156,7 @@ async def _check_tags_unchanged(registry: Registry, repository: str, listed: Seq
         raise _TagsChanged(f"tag {sorted(recent - seen)[0]!r} changed since the listing")
 
 
-class _Run:
+class _PurgeRun:
     def __init__(
         self,
         registry: Registry,

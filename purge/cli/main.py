@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import TextIO
 
 from purge import __version__
 from purge.config.hosts import HostError, parse_login_server
@@ -102,19 +102,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """acr purge's rule flags (shared with PURGE_COMMAND parsing), then the CLI's own flags."""
     from purge.config.command import add_rule_arguments
 
-    add_rule_arguments(parser)
-    defined = set(parser._option_string_actions)  # flags purge.config.command already added
-
-    def add(*flags: str, **kwargs: Any) -> None:
-        names = [flag for flag in flags if flag not in defined]
-        if len(names) == len(flags):
-            parser.add_argument(*names, **kwargs)
-
-    add("-r", "--registry", metavar="REGISTRY", help="login server, e.g. myreg.azurecr.io")
-    add("-u", "--username", metavar="USER", help="registry user or token name")
-    add("-p", "--password", metavar="PASS", help="registry password or token")
-    add("--dry-run", action="store_true", default=None, help="plan and report; delete nothing")
-    add("--concurrency", type=_positive_int, metavar="N", help="concurrent requests")
+    add_rule_arguments(parser)  # -r, -u, -p, --dry-run, --concurrency and the rule flags
+    add = parser.add_argument
     add("--output", choices=("text", "json"), default="text", help="report format")
     add("--ca-file", metavar="PEM", help="extra CA bundle to trust (local emulator)")
     add(
@@ -127,16 +116,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--time-budget", type=_positive_float, metavar="S", help="stop starting deletions after S s"
     )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
 
 
 def _positive_float(text: str) -> float:

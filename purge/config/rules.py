@@ -70,12 +70,10 @@ def repository_matches(rule: Rule, repository: str) -> bool:
     return any(_run(f.repository.fullmatch, repository, f.text) for f in rule.filters)
 
 
-def tag_matches(rule: Rule, repository: str, tag: str) -> bool:
-    """True when a filter whose repository matches also finds its tag pattern in `tag`."""
-    return any(
-        _run(f.repository.fullmatch, repository, f.text) and _run(f.tag.search, tag, f.text)
-        for f in rule.filters
-    )
+def filters_for(rule: Rule, repository: str) -> tuple[TagFilter, ...]:
+    """The rule's filters whose repository pattern matches the whole name (raises
+    MatchTimeout): their tag patterns are the ones `tag_search` tries in that repository."""
+    return tuple(f for f in rule.filters if _run(f.repository.fullmatch, repository, f.text))
 
 
 def tag_search(filters: Sequence[TagFilter], tag: str) -> bool:

@@ -11,7 +11,7 @@ import math
 import os
 import urllib.parse
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,18 +230,6 @@ def describe_rule(rule: Rule) -> dict[str, Any]:
         "schedule": rule.schedule,
         "dryRun": rule.dry_run,
     }
-
-
-def rule_schedule_errors(rules: Sequence[Rule]) -> list[str]:
-    """One message per rule whose own `schedule` is not valid NCRONTAB (rules built elsewhere)."""
-    errors = []
-    for rule in rules:
-        if rule.schedule is not None:
-            try:
-                validate_schedule(rule.schedule)
-            except ScheduleError as exc:
-                errors.append(f"rule {rule.name!r}: schedule: {exc}")
-    return errors
 
 
 def _parse_allowed_hosts(value: str | None, errors: list[str]) -> tuple[str, ...]:

@@ -16,13 +16,20 @@ from purge.config.command import (
 )
 from purge.config.rules import (
     MaxDeletions,
+    Rule,
     RuleError,
+    filters_for,
     protected_by,
     repository_matches,
-    tag_matches,
+    tag_search,
 )
 
 REGISTRY = "myreg.azurecr.io"
+
+
+def tag_matches(rule: Rule, repository: str, tag: str) -> bool:
+    """A tag is in scope: a filter of its repository finds it (as the planner asks)."""
+    return tag_search(filters_for(rule, repository), tag)
 
 
 def test_single_command_with_every_acr_purge_flag() -> None:

@@ -14,9 +14,11 @@ from purge.config.rules import (
     MATCH_ALL_FILTER_TEXT,
     MatchTimeout,
     MaxDeletions,
+    Rule,
     RuleError,
     RuleProblems,
     duplicate_name_problems,
+    filters_for,
     format_duration,
     make_rule,
     parse_duration,
@@ -27,7 +29,7 @@ from purge.config.rules import (
     repository_matches,
     rule_from_mapping,
     split_filter,
-    tag_matches,
+    tag_search,
 )
 
 # --- filter splitting ----------------------------------------------------------------------
@@ -81,6 +83,11 @@ def test_split_filter_errors_name_filter_and_form(text: str, message: str) -> No
 
 
 # --- matching ------------------------------------------------------------------------------
+
+
+def tag_matches(rule: Rule, repository: str, tag: str) -> bool:
+    """A tag is in scope: a filter of its repository finds it (as the planner asks)."""
+    return tag_search(filters_for(rule, repository), tag)
 
 
 def _rule(*filters: str, protect: tuple[str, ...] = ()) -> rules.Rule:

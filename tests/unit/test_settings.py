@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from purge.config.rules import MaxDeletions, Rule, make_rule
+from purge.config.rules import MaxDeletions, make_rule
 from purge.config.settings import (
     Config,
     ConfigError,
@@ -16,7 +16,6 @@ from purge.config.settings import (
     describe_config,
     load_settings,
     load_settings_file,
-    rule_schedule_errors,
 )
 
 RULES = json.dumps([{"name": "builds", "filter": ["app:^build-"], "ago": "30d", "keep": 2}])
@@ -270,17 +269,6 @@ def test_describe_config_hides_the_password() -> None:
     text = json.dumps(describe_config(config))
     assert "hunter2" not in text
     assert '"maxDeletions": 3' in text
-
-
-def test_rule_schedule_errors() -> None:
-    good = make_rule("good", filters=["a:.*"], schedule="0 0 3 * * *")
-    assert rule_schedule_errors([good]) == []
-    # A Rule built directly (not through make_rule) is checked too.
-    broken = Rule(name="broken", filters=good.filters, schedule="0 3 * * *")
-    assert rule_schedule_errors([good, broken]) == [
-        "rule 'broken': schedule: '0 3 * * *' has 5 fields; expected 6 fields: second minute "
-        "hour day month day-of-week, e.g. '0 0 3 * * *'"
-    ]
 
 
 def _write(tmp_path: Path, document: object) -> Path:
