@@ -33,10 +33,20 @@ MAX_CONCURRENCY = 64
 
 
 class _RaisingParser(argparse.ArgumentParser):
-    """argparse calls `error()` (which exits) even with exit_on_error=False: raise instead."""
+    """Every parse error as a RuleError, on every Python: argparse calls `error()` (which exits)
+    for some errors even with exit_on_error=False, and raises ArgumentError for others (Python
+    3.13 does so for unrecognized arguments)."""
 
     def error(self, message: str) -> NoReturn:
         raise RuleError(f"acr purge: {message}")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace:
+        try:
+            return super().parse_args(args, namespace)
+        except argparse.ArgumentError as exc:
+            raise RuleError(f"acr purge: {exc}") from None
 
 
 def _typed(parse: Any) -> Any:
@@ -236,10 +246,7 @@ def _parse_one(tokens: Sequence[str], registry: str | None, name: str) -> Rule:
     for i in range(len(args) - 1):
         if args[i : i + 2] == ["acr", "purge"]:
             raise RuleError("found a second 'acr purge': join commands with '&&' or ';'")
-    try:
-        ns = make_parser().parse_args(args)
-    except argparse.ArgumentError as exc:
-        raise RuleError(str(exc)) from exc
+    ns = make_parser().parse_args(args)
     if ns.username is not None or ns.password is not None:
         raise RuleError(
             "-u/--username and -p/--password are not used here: the function signs in with "
