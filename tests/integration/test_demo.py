@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from acr_emulator.testing import EmulatorServer
-from purge.cli.demo import RegistryReader, verify_pulls
+from purge.cli.pull import RegistryReader, verify_pulls
 
 ROOT = Path(__file__).resolve().parents[2]
 

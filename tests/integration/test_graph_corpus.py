@@ -13,7 +13,7 @@ instead of the admin user.
 
 The purge is the real one (run_purge -> purge.registry.acr -> azure-containerregistry -> HTTPS). The
 outcome is read from the emulator (its state dump) and by pulling over plain /v2 with
-purge.cli.demo.RegistryReader, which shares no code with the engine: every surviving tag pulls
+purge.cli.pull.RegistryReader, which shares no code with the engine: every surviving tag pulls
 completely (manifest, blobs, every child of an index at any depth, every referrer of each, digests
 checked), everything planned is gone, and a dry run of the same state planned exactly what the
 real run deleted.
@@ -33,7 +33,7 @@ import pytest
 
 from acr_emulator.scenario import manifest_digests
 from acr_emulator.testing import EmulatorServer
-from purge.cli.demo import PullError, RegistryReader
+from purge.cli.pull import PullError, RegistryReader
 from purge.config.command import parse_purge_command
 from purge.config.settings import Config, Connection
 from purge.report import Report
