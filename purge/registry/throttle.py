@@ -102,10 +102,10 @@ _holding: contextvars.ContextVar[bool] = contextvars.ContextVar("purge_slot_held
 class AdaptiveLimiter:
     """The one request limit of a registry client.
 
-    Each request takes a slot (`acquire`/`release`, from the pipeline's ThrottlePolicy), unless
-    its task holds one already (`hold()`, taken by the executor around an item's unlock and
-    delete, so that the run's deadline is checked once the slot is granted, just before the
-    request).
+    Each request takes a slot (`acquire`, then `record(..., release=True)`, from the pipeline's
+    ThrottlePolicy), unless its task holds one already (`hold()`, taken by the executor around
+    an item's unlock and delete, so that the run's deadline is checked once the slot is granted,
+    just before the request).
     """
 
     def __init__(
@@ -168,19 +168,6 @@ class AdaptiveLimiter:
             self.stats.peak_in_flight = max(self.stats.peak_in_flight, self._in_flight)
             return self._clock()
 
-    async def release(
-        self,
-        started: float,
-        *,
-        throttled: bool = False,
-        retry_after: float | None = None,
-        remaining: float | None = None,
-    ) -> None:
-        """Record how the request went and wake waiters (the limit may have changed)."""
-        await self.record(
-            started, throttled=throttled, retry_after=retry_after, remaining=remaining, release=True
-        )
-
     async def record(
         self,
         started: float,
@@ -190,7 +177,8 @@ class AdaptiveLimiter:
         remaining: float | None = None,
         release: bool = False,
     ) -> None:
-        """Record how a request went (a held slot stays held unless `release`)."""
+        """Record how a request went and wake waiters (the limit may have changed); `release`
+        frees the request's own slot (a slot held with `hold()` stays held)."""
         async with self._changed:
             if release:
                 self._in_flight -= 1

@@ -112,7 +112,7 @@ async def test_limiter_caps_in_flight_requests() -> None:
         peak = max(peak, active)
         await asyncio.sleep(0.01)
         active -= 1
-        await limiter.release(started)
+        await limiter.record(started, release=True)
 
     await asyncio.gather(*(call() for _ in range(20)))
     assert peak == 3
@@ -124,12 +124,12 @@ async def test_limiter_caps_in_flight_requests() -> None:
 async def test_limiter_pauses_everyone_after_a_429() -> None:
     limiter = AdaptiveLimiter(4, start=4)
     started = await limiter.acquire()
-    await limiter.release(started, throttled=True, retry_after=0.2)
+    await limiter.record(started, throttled=True, retry_after=0.2, release=True)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     again = await limiter.acquire()
     waited = loop.time() - t0
-    await limiter.release(again)
+    await limiter.record(again, release=True)
     assert waited >= 0.15
     assert limiter.stats.throttled == 1
     assert limiter.controller.limit == 2
