@@ -17,9 +17,9 @@ class SharedSslTransport(AioHttpTransport):  # type: ignore[misc]
     """azure-core's aiohttp transport, building the SSL context for a CA file once.
 
     Stock azure-core builds a new `ssl.SSLContext` from `connection_verify` on every request;
-    aiohttp keys pooled connections by context, so no connection was ever reused: one TLS
-    handshake per request, and idle connections piling up (about 2 GB of RSS on each side for
-    17,000 requests against the emulator). One context per (cert, verify) restores keep-alive.
+    aiohttp keys pooled connections by context, so no connection would ever be reused: one TLS
+    handshake per request, and idle connections piling up (figures in benchmarks/README.md).
+    One context per (cert, verify) restores keep-alive.
     """
 
     def __init__(self, **kwargs: Any) -> None:
