@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypeVar
 
-from purge.config.rules import Rule, closest, repository_matches
+from purge.config.rules import Rule, did_you_mean, repository_matches
 from purge.config.settings import Config
 from purge.executor import describe_failure, execute
 from purge.model import ManifestBody, Plan, RepositorySnapshot, Tag
@@ -57,10 +57,7 @@ def select_rules(config: Config, names: Sequence[str] | None) -> tuple[Rule, ...
     known = [rule.name for rule in config.rules]
     unknown = [name for name in dict.fromkeys(names) if name not in known]
     if unknown:
-        hints = []
-        for name in unknown:
-            choice = closest(name, known)
-            hints.append(f"{name!r}" + (f" (did you mean {choice!r}?)" if choice else ""))
+        hints = [f"{name!r}{did_you_mean(name, known, or_allowed=False)}" for name in unknown]
         raise UnknownRule(
             f"unknown rule{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
             f"configured rules: {', '.join(repr(k) for k in known) or '(none)'}"

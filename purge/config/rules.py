@@ -527,10 +527,13 @@ def closest(word: str, choices: Sequence[str]) -> str | None:
     return lowered[close[0]] if close else None
 
 
-def did_you_mean(word: str, choices: Sequence[str]) -> str:
-    """' (did you mean 'x'?)' for the closest choice, or the allowed choices when none is close."""
+def did_you_mean(word: str, choices: Sequence[str], *, or_allowed: bool = True) -> str:
+    """' (did you mean 'x'?)' for the closest choice; when none is close, the allowed choices
+    (or nothing, for callers that list them anyway)."""
     choice = closest(word, choices)
-    return f" (did you mean {choice!r}?)" if choice else f" (allowed: {', '.join(choices)})"
+    if choice:
+        return f" (did you mean {choice!r}?)"
+    return f" (allowed: {', '.join(choices)})" if or_allowed else ""
 
 
 def json_type(value: Any) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from purge.config.rules import closest, json_type
+from purge.config.rules import did_you_mean, json_type
 from purge.config.settings import ConfigError, load_settings
 from purge.functions.common import http_budget, log_report
 from purge.registry.protocol import RegistryError
@@ -168,8 +168,7 @@ def _parse_rule_names(value: Any) -> tuple[tuple[str, ...] | None, list[str]]:
 
 def _unknown_key_message(key: str) -> str:
     """Suggest the key meant (case and typos: `dryrun`), and always list the allowed keys."""
-    choice = closest(key, ALLOWED_KEYS)
-    hint = f" (did you mean {choice!r}?)" if choice else ""
+    hint = did_you_mean(key, ALLOWED_KEYS, or_allowed=False)
     return f"unknown key {key!r}{hint}; allowed keys: {', '.join(ALLOWED_KEYS)}"
 
 
