@@ -116,7 +116,10 @@ LOCKED: dict[str, Any] = {
                     "id": "m",
                     "kind": "image",
                     "updated": "-40d",
-                    "tags": [{"name": "prod", "locked": True}, {"name": "current", "updated": "-1h"}],
+                    "tags": [
+                        {"name": "prod", "locked": True},
+                        {"name": "current", "updated": "-1h"},
+                    ],
                 },
                 {"id": "orphan", "kind": "image", "updated": "-40d", "locked": True},
             ]
@@ -125,12 +128,16 @@ LOCKED: dict[str, Any] = {
 }
 
 
-async def test_a_failed_delete_after_an_unlock_puts_the_lock_back(emulator_factory: Any) -> None:
+async def test_a_failed_delete_after_an_unlock_puts_the_lock_back(
+    emulator_factory: Any,
+) -> None:
     emu = emulator_factory(scenario=LOCKED)
     ids = manifest_digests(LOCKED)["app"]
     locked = {"deleteEnabled": False, "writeEnabled": False}
     emu.inject_fault(method="DELETE", path_regex=r"/_tags/prod$", status=500, count=20)
-    emu.inject_fault(method="DELETE", path_regex=f"/manifests/{ids['orphan']}$", status=500, count=20)
+    emu.inject_fault(
+        method="DELETE", path_regex=f"/manifests/{ids['orphan']}$", status=500, count=20
+    )
     rules = [
         {"name": "old", "filter": ["app:^prod$"], "ago": "30d", "untagged": True,
          "includeLocked": True},

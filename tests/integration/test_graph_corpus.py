@@ -9,8 +9,9 @@ deletion can never go unnoticed. `{id}` in a tag stands for the hex digest of th
 manifests the scenario made unreadable on purpose; `errors` says whether the run must report
 errors (fail closed) or none; `unlocked` lists exactly what may be PATCHed (unlocked), nothing
 when absent, and `unlockedRepositories` the repositories that may be unlocked for the run (each
-must be locked again afterwards: every repository's attributes end as they began); `auth: managed-identity` signs in through a local managed-identity endpoint
-instead of the admin user.
+must be locked again afterwards: every repository's attributes end as they began);
+`auth: managed-identity` signs in through a local managed-identity endpoint instead of the
+admin user.
 
 The purge is the real one (run_purge -> purge.registry.acr -> azure-containerregistry -> HTTPS). The
 outcome is read from the emulator (its state dump) and by pulling over plain /v2 with

@@ -15,7 +15,6 @@ from purge.config.rules import Rule, TagFilter
 from purge.model import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
-    IMAGE_CONFIG_MEDIA_TYPES,
     INDEX_MEDIA_TYPES,
     KNOWN_MEDIA_TYPES,
     OCI_ARTIFACT,
@@ -212,9 +211,8 @@ def test_unreadable_or_unknown_kept_manifest_stops_manifest_deletions(case: Case
         return
     for m in case.snapshot.manifests:
         if m.digest in gone:
-            possible_referrer = m.media_type in (OCI_ARTIFACT, OCI_INDEX) or (
-                m.media_type == OCI_MANIFEST and m.config_media_type not in IMAGE_CONFIG_MEDIA_TYPES
-            )
+            # any OCI manifest may carry a subject, whatever its config media type
+            possible_referrer = m.media_type in (OCI_ARTIFACT, OCI_INDEX, OCI_MANIFEST)
             if possible_referrer:
                 assert case.snapshot.bodies.get(m.digest) is not None, "deleted an unknown referrer"
             continue
