@@ -17,7 +17,7 @@ import copy
 import functools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from purge.config import rules
@@ -29,10 +29,7 @@ from purge.config.rules import (
     protected_by,
 )
 from purge.model import (
-    IMAGE_CONFIG_MEDIA_TYPES,
     KNOWN_MEDIA_TYPES,
-    OCI_ARTIFACT,
-    OCI_INDEX,
     SUBJECT_CAPABLE_MEDIA_TYPES,
     Keep,
     Manifest,
@@ -58,6 +55,36 @@ def bodies_needed(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> fr
 def plan_repository(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> Plan:
     """Decide every deletion and keep for one repository; independent of listing order."""
     return RepositoryPlanner(snapshot, rule, now).plan()
+
+
+def apply_repository_lock(
+    plan: Plan, rule: Rule, *, delete_enabled: bool, write_enabled: bool, list_enabled: bool
+) -> Plan:
+    """The plan under the repository's own `changeableAttributes` (`GET /acr/v1/{repo}`).
+
+    A repository hidden from the catalog (listEnabled false) is never purged: the real catalog
+    does not list it, so a run only meets it where a registry lists it anyway, and its owner
+    hid it on purpose. A locked one (deleteEnabled or writeEnabled false) keeps every planned
+    deletion unless --include-locked, which unlocks the repository for the run and locks it
+    again afterwards (the executor does both).
+    """
+    if not plan.deletion_count:
+        return plan
+    if not list_enabled:
+        return _keep_all(plan, "repository hidden from the catalog (listEnabled false)")
+    if delete_enabled and write_enabled:
+        return plan
+    if not rule.include_locked:
+        return _keep_all(plan, "repository locked")
+    return replace(plan, unlock_repository=(delete_enabled, write_enabled))
+
+
+def _keep_all(plan: Plan, reason: str) -> Plan:
+    kept = [Keep("tag", d.tag, d.digest, reason) for d in plan.tag_deletions]
+    kept += [Keep("manifest", d.digest, d.digest, reason) for d in plan.manifest_deletions]
+    return replace(
+        plan, tag_deletions=(), manifest_deletions=(), kept=plan.kept + tuple(kept), children={}
+    )
 
 
 def check_blast_radius(plans: Sequence[Plan], rule: Rule) -> str | None:
@@ -281,11 +308,8 @@ class RepositoryPlanner:
 
     @staticmethod
     def _possible_referrer(m: Manifest) -> bool:
-        if m.media_type not in SUBJECT_CAPABLE_MEDIA_TYPES:
-            return False
-        if m.media_type in (OCI_ARTIFACT, OCI_INDEX):
-            return True
-        return m.config_media_type not in IMAGE_CONFIG_MEDIA_TYPES
+        """Any OCI manifest may carry a `subject`, whatever its config: only its body says."""
+        return m.media_type in SUBJECT_CAPABLE_MEDIA_TYPES
 
     def _tagged(self, digest: str, deleted: set[str]) -> bool:
         """Does a tag that is not deleted point at `digest` (by either listing)?"""
@@ -420,7 +444,10 @@ class RepositoryPlanner:
             removed_with = None
             if len(self.digests_of[tag.name]) == 1 and tag.digest in deleted_manifests:
                 removed_with = tag.digest
-            result.append(TagDeletion(tag.name, tag.digest, reason, tag.locked, removed_with))
+            locks = (tag.delete_enabled, tag.write_enabled)
+            result.append(
+                TagDeletion(tag.name, tag.digest, reason, tag.locked, removed_with, locks)
+            )
         return result
 
 
@@ -570,5 +597,8 @@ class _Graph:
                 assert m.last_updated is not None
                 age = f"older than {p.ago} (updated {_iso(m.last_updated)})"
                 reason = f"tags deleted ({_names(tags)}), {age}" if tags else f"untagged, {age}"
-            result.append(ManifestDeletion(m.digest, tags, m.size, reason, unlock, removed_with))
+            locks = (m.delete_enabled, m.write_enabled)
+            result.append(
+                ManifestDeletion(m.digest, tags, m.size, reason, unlock, removed_with, locks)
+            )
         return result

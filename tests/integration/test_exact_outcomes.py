@@ -11,8 +11,8 @@ from typing import Any
 
 from acr_emulator.scenario import manifest_digests
 from acr_emulator.testing import EmulatorServer
+from purge.config.settings import load_settings
 from purge.service import run_purge
-from purge.settings import load_settings
 
 INDEX: dict[str, Any] = {
     "repositories": {

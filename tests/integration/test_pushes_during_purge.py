@@ -24,8 +24,8 @@ import time
 from typing import Any
 
 from acr_emulator.testing import EmulatorServer
+from purge.config.settings import load_settings
 from purge.service import run_purge
-from purge.settings import load_settings
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 BUILDS = range(11, 21)

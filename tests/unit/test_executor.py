@@ -158,7 +158,12 @@ async def test_unlocks_only_what_it_deletes_just_before_deleting() -> None:
         ),
     )
     dry = await execute(plan, registry, dry_run=True)
-    assert registry.log == [] and len(dry.done_manifests) == 2
+    # a dry run sends no write, only the reads a real run makes before each manifest delete
+    assert registry.mutating_calls() == 0 and len(dry.done_manifests) == 2
+    assert [(m, ref) for m, _, ref in registry.log] == [
+        ("manifest_state", digest(0)),
+        ("manifest_state", digest(8)),
+    ]
     result = await execute(plan, registry, dry_run=False)
     assert result.errors == ()
     calls = [(method, ref) for method, _, ref in registry.log]
