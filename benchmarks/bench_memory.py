@@ -112,6 +112,9 @@ class LazyRegistry:
     async def manifest_state(self, repository: str, digest: str) -> Manifest | None:
         return self._manifest(repository, digest)
 
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        return ()  # synthetic manifests have no subject
+
     async def tag_state(self, repository: str, tag: str) -> Tag | None:
         return None  # asked only after a failed delete, and no delete fails here
 

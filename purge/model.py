@@ -110,6 +110,9 @@ class RepositorySnapshot:
     tags: tuple[Tag, ...]
     manifests: tuple[Manifest, ...]
     bodies: Mapping[str, ManifestBody | None] = field(default_factory=dict)
+    #: Subject digest -> digests of its referrers (`GET /v2/{repo}/referrers/{digest}`), or None
+    #: when that read failed. Read instead of bodies when it costs fewer reads (the planner).
+    referrers: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------

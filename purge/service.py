@@ -309,7 +309,9 @@ class _PurgeRun:
             repository_planner = RepositoryPlanner(snapshot, rule, self.now)
             needed = repository_planner.bodies_needed()
             bodies = await self._fetch_bodies(repository, sorted(needed))
-            plan = repository_planner.plan(bodies)
+            wanted = sorted(repository_planner.referrers_needed())
+            referrers = await self._fetch_referrers(repository, wanted)
+            plan = repository_planner.plan(bodies, referrers)
             if plan.deletion_count:  # one read: the repository's own lock and visibility
                 attributes = await self.registry.repository_attributes(repository)
                 plan = apply_repository_lock(
@@ -351,6 +353,18 @@ class _PurgeRun:
             if closing is not None:
                 await closing()
         return collected
+
+    async def _fetch_referrers(
+        self, repository: str, digests: Sequence[str]
+    ) -> dict[str, tuple[str, ...] | None]:
+        async def fetch(digest: str) -> tuple[str, tuple[str, ...] | None]:
+            async with self.registry.slot():
+                try:
+                    return digest, await self.registry.list_referrers(repository, digest)
+                except Exception:  # unreadable: the planner keeps that manifest
+                    return digest, None
+
+        return dict(await asyncio.gather(*map(fetch, digests)))
 
     async def _fetch_bodies(
         self, repository: str, digests: Sequence[str]

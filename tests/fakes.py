@@ -244,6 +244,11 @@ class InMemoryRegistry:
             repo.manifests[digest], delete_enabled=True, write_enabled=True
         )
 
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        await self._call("list_referrers", repository, digest)
+        repo = self._existing(repository)
+        return tuple(sorted(d for d, b in repo.bodies.items() if b.subject == digest))
+
     async def remove_tag(self, repository: str, tag: str) -> RemovedTag | None:
         repo = self._repos.get(repository)
         known = repo.tags.get(tag) if repo else None

@@ -226,6 +226,17 @@ class AcrRegistry:
             raise ManifestUnreadable(f"{what}: {exc}") from exc
         return body_from_json(digest, result.manifest, result.media_type)
 
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        what = f"listing referrers of {repository}@{digest}"
+        path = f"/v2/{_quote(repository)}/referrers/{digest}"
+        found = []
+        async for item in self._pages(path, {}, "manifests", what):
+            value = item.get("digest")
+            if not isinstance(value, str) or not value:
+                raise RegistryError(f"{what}: a referrer entry has no digest")
+            found.append(value)
+        return tuple(found)
+
     # -- writes
 
     async def delete_tag(self, repository: str, tag: str) -> bool:

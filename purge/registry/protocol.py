@@ -81,6 +81,10 @@ class Registry(Protocol):
         """Fetch, verify and parse a manifest body; raises ManifestUnreadable."""
         ...
 
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        """Digests of the manifests whose `subject` is `digest` (the OCI referrers API)."""
+        ...
+
     async def delete_tag(self, repository: str, tag: str) -> bool: ...
 
     async def remove_tag(self, repository: str, tag: str) -> RemovedTag | None:
