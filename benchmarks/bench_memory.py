@@ -175,7 +175,7 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     baseline = _rss_mb()
     started = time.perf_counter()
-    listed = deletions = keeps = fetched = 0
+    listed = deletions = keeps = fetched = referrers = 0
     for index in range(repositories):
         snapshot = synthetic_snapshot(index, tags, now)
         listed += len(snapshot.tags)
@@ -187,7 +187,9 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
             for m in snapshot.manifests
             if m.digest in needed
         }
-        plan = repository_planner.plan(bodies)
+        wanted = repository_planner.referrers_needed()  # synthetic manifests have no subject
+        referrers += len(wanted)
+        plan = repository_planner.plan(bodies, {digest: () for digest in wanted})
         deletions += plan.deletion_count
         keeps += len(plan.kept)
     return {
@@ -197,6 +199,7 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
         "deletions": deletions,
         "keeps": keeps,
         "bodies": fetched,
+        "referrers": referrers,
         "seconds": time.perf_counter() - started,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": _peak_rss_mb(),
