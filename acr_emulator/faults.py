@@ -77,6 +77,9 @@ class Fault:
     delay: float
     #: Matching requests let through before the fault fires (e.g. fail the second page only).
     skip: int = 0
+    #: With drop: the registry acts on the request first, then the answer is lost (a reply
+    #: dropped on the way back, as a load balancer or a broken connection loses it).
+    after_acting: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         if (
@@ -133,6 +136,7 @@ class Controls:
         count: int = 1,
         delay: float = 0.0,
         skip: int = 0,
+        after_acting: bool = False,
     ) -> None:
         if status is None and not drop and delay <= 0:
             raise ValueError("a fault needs a status, drop=True or a delay > 0")
@@ -140,7 +144,11 @@ class Controls:
             raise ValueError(f"fault status must be an HTTP status 100-599, got {status}")
         if skip < 0:
             raise ValueError(f"fault skip must be >= 0 requests, got {skip}")
-        self.faults.append(Fault(method, re.compile(path_regex), status, drop, count, delay, skip))
+        if after_acting and not drop:
+            raise ValueError("after_acting needs drop=True: the answer of an acted request is lost")
+        self.faults.append(
+            Fault(method, re.compile(path_regex), status, drop, count, delay, skip, after_acting)
+        )
 
     def remaining_header(self, kind: str = "write") -> str | None:
         bucket = self.buckets[kind]
@@ -169,6 +177,8 @@ class Controls:
                 if fault.delay > 0:
                     await asyncio.sleep(fault.delay)
                 if fault.drop:
+                    if fault.after_acting:
+                        await handler(request)
                     entry["status"] = -1  # connection dropped, no answer
                     if request.transport is not None:
                         request.transport.abort()

@@ -208,11 +208,14 @@ class EmulatorServer:
         count: int = 1,
         delay: float = 0.0,
         skip: int = 0,
+        after_acting: bool = False,
     ) -> None:
-        """Fail the next `count` matching requests, after letting `skip` of them through."""
+        """Fail the next `count` matching requests, after letting `skip` of them through.
+
+        `after_acting` (with `drop`): the request is carried out, then its answer is lost."""
         self._call(
             lambda: self.emulator.controls.inject(
-                method, path_regex, status, drop, count, delay, skip
+                method, path_regex, status, drop, count, delay, skip, after_acting
             )
         )
 

@@ -35,7 +35,7 @@ from purge.config.command import parse_purge_command
 from purge.config.settings import Config, Connection
 from purge.model import Manifest, ManifestBody, RepositorySnapshot, Tag
 from purge.planner import RepositoryPlanner
-from purge.registry.protocol import ManifestUnreadable, NotFound
+from purge.registry.protocol import ManifestUnreadable, NotFound, RemovedTag, RepositoryAttributes
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGIN_SERVER = "bench.azurecr.io"
@@ -69,6 +69,7 @@ class LazyRegistry:
         self.deleted_tags = 0
         self.deleted_manifests = 0
         self._index = {repository_name(i): i for i in range(repositories)}
+        self._by_digest: dict[str, dict[str, Manifest]] = {}
 
     @property
     def login_server(self) -> str:
@@ -92,11 +93,50 @@ class LazyRegistry:
         for manifest in self._snapshot(repository).manifests:
             yield manifest
 
+    def _manifest(self, repository: str, digest: str) -> Manifest | None:
+        """One manifest by digest; a repository's map is kept while workers may need it."""
+        by_digest = self._by_digest.get(repository)
+        if by_digest is None:
+            if len(self._by_digest) >= 8:  # the service's REPOSITORY_CONCURRENCY
+                del self._by_digest[next(iter(self._by_digest))]
+            manifests = self._snapshot(repository).manifests
+            by_digest = self._by_digest[repository] = {m.digest: m for m in manifests}
+        return by_digest.get(digest)
+
     async def get_manifest(self, repository: str, digest: str) -> ManifestBody:
-        for manifest in self._snapshot(repository).manifests:
-            if manifest.digest == digest:
-                return synthetic_body(repository, manifest)
-        raise ManifestUnreadable(f"{repository}@{digest}: no such manifest", status=404)
+        manifest = self._manifest(repository, digest)
+        if manifest is None:
+            raise ManifestUnreadable(f"{repository}@{digest}: no such manifest", status=404)
+        return synthetic_body(repository, manifest)
+
+    async def manifest_state(self, repository: str, digest: str) -> Manifest | None:
+        return self._manifest(repository, digest)
+
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        return ()  # synthetic manifests have no subject
+
+    async def tag_state(self, repository: str, tag: str) -> Tag | None:
+        return None  # asked only after a failed delete, and no delete fails here
+
+    async def remove_tag(self, repository: str, tag: str) -> RemovedTag | None:
+        self.deleted_tags += 1
+        return RemovedTag(None)
+
+    async def put_tag(self, repository: str, tag: str, digest: str) -> None:
+        raise NotFound("the synthetic registry takes no pushes", status=404)
+
+    async def repository_attributes(self, repository: str) -> RepositoryAttributes:
+        self._snapshot(repository)
+        return RepositoryAttributes(True, True, True)
+
+    async def lock_repository(self, repository: str, **_: bool) -> None:
+        return None
+
+    async def lock_tag(self, repository: str, tag: str, **_: bool) -> None:
+        return None
+
+    async def lock_manifest(self, repository: str, digest: str, **_: bool) -> None:
+        return None
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
         self.deleted_tags += 1
@@ -135,7 +175,7 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     baseline = _rss_mb()
     started = time.perf_counter()
-    listed = deletions = keeps = fetched = 0
+    listed = deletions = keeps = fetched = referrers = 0
     for index in range(repositories):
         snapshot = synthetic_snapshot(index, tags, now)
         listed += len(snapshot.tags)
@@ -147,7 +187,9 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
             for m in snapshot.manifests
             if m.digest in needed
         }
-        plan = repository_planner.plan(bodies)
+        wanted = repository_planner.referrers_needed()  # synthetic manifests have no subject
+        referrers += len(wanted)
+        plan = repository_planner.plan(bodies, {digest: () for digest in wanted})
         deletions += plan.deletion_count
         keeps += len(plan.kept)
     return {
@@ -157,6 +199,7 @@ def measure_planner(repositories: int, tags: int) -> dict[str, Any]:
         "deletions": deletions,
         "keeps": keeps,
         "bodies": fetched,
+        "referrers": referrers,
         "seconds": time.perf_counter() - started,
         "baseline_rss_mb": baseline,
         "peak_rss_mb": _peak_rss_mb(),

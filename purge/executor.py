@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from purge.model import ManifestDeletion, Plan, TagDeletion
+from purge.model import Keep, ManifestDeletion, Plan, TagDeletion, short_digest
 from purge.registry.protocol import NotFound, PermissionDenied, Registry
 
-Status = Literal["deleted", "would_delete", "failed", "not_started"]
+#: kept: the registry changed under the run (a tag pushed onto it, moved away or put back), so
+#: it was not deleted; unknown: the delete's answer was lost and reading it back failed too.
+Status = Literal["deleted", "would_delete", "failed", "not_started", "kept", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,19 @@ def describe_failure(exc: BaseException, action: str) -> str:
     return f"{action} failed{f' (HTTP {status})' if status else ''}: {text}"
 
 
+@dataclass(frozen=True)
+class _Unlock:
+    """An unlock PATCH before a delete, and the PATCH that puts the listed locks back."""
+
+    ref: str
+    call: Callable[[], Awaitable[object]]
+    restore: Callable[[], Awaitable[object]]
+
+
+#: What a check before a delete or the delete itself decided: (status, already gone).
+_Decision = tuple[Status, bool]
+
+
 class _Execution:
     """State of one plan's execution."""
 
@@ -92,6 +107,12 @@ class _Execution:
         self.complete = True
         #: Outcome of each manifest that got a request of its own: digest -> (status, gone).
         self.manifest_status: dict[str, tuple[Status, bool]] = {}
+        #: Tags a manifest had when re-read just before its delete: the ones its delete removed.
+        self.tags_at_delete: dict[str, tuple[str, ...]] = {}
+        #: Items the run did not delete because the registry changed under it, with the reason.
+        self.kept: list[Keep] = []
+        #: Tag deletions whose answer corrected the plan (the digest the registry named).
+        self.corrected: dict[int, TagDeletion] = {}
         self._removed_with: dict[str, str | None] | None = None
         #: action -> the first refusal (401/403) of it in this repository. A missing role is
         #: missing for every item: later items starting with that action are not sent.
@@ -111,39 +132,92 @@ class _Execution:
         self.errors.append(ItemError(self.plan.repository, ref, describe_failure(exc, action)))
 
     async def attempt(
-        self, ref: str, steps: Sequence[tuple[str, Callable[[], Awaitable[object]]]]
-    ) -> tuple[Status, bool]:
-        """Run `steps` (unlocks, then the delete) in one registry slot; the last is the delete.
+        self,
+        ref: str,
+        unlocks: Sequence[_Unlock],
+        delete: Callable[[], Awaitable[_Decision]],
+        read_back: Callable[[], Awaitable[bool]],
+        check: Callable[[], Awaitable[_Decision | None]] | None = None,
+    ) -> _Decision:
+        """Check, unlock, delete in one registry slot; a dry run stops after the check.
 
-        In a dry run no step is called. Returns (status, already_gone).
+        `check` re-reads the item just before its delete and may decide instead (kept: it
+        changed; deleted: already gone). A delete that fails without a refusal is read back
+        (`read_back`: is it gone?), since a lost answer may hide a delete the registry did.
+        Whatever was unlocked and not deleted gets its listed locks back.
         """
         async with self.registry.slot():
             if self.past_deadline():
                 self.complete = False
                 return "not_started", False
+            if check is not None:  # a read: the dry run does it too, to report the same
+                try:
+                    decided = await check()
+                except Exception as exc:
+                    text = describe_failure(exc, "re-check before the delete")
+                    self.errors.append(ItemError(self.plan.repository, ref, f"{text}; kept"))
+                    return "failed", False
+                if decided is not None:
+                    status, gone = decided
+                    return (
+                        "would_delete" if self.dry_run and status == "deleted" else status
+                    ), gone
             if self.dry_run:
                 return "would_delete", False
-            if steps[0][0] in self.denied:
+            if ("unlock" if unlocks else "delete") in self.denied:
                 self.not_attempted += 1
                 return "failed", False
-            for index, (action, call) in enumerate(steps):
-                is_delete = index == len(steps) - 1
+            done: list[_Unlock] = []
+            for unlock in unlocks:
                 try:
-                    answer = await call()
+                    await unlock.call()
                 except NotFound:
-                    if is_delete:
-                        return "deleted", True
                     continue  # unlocking something already gone: the delete will say 404 too
-                except PermissionDenied as exc:
-                    self.denied.setdefault(action, describe_failure(exc, action))
-                    self.error(ref, exc, action)
+                except Exception as exc:
+                    if isinstance(exc, PermissionDenied):
+                        self.denied.setdefault("unlock", describe_failure(exc, "unlock"))
+                    await self._fail(ref, describe_failure(exc, "unlock"), done)
                     return "failed", False
-                except Exception as exc:  # one item's failure must not stop the others
-                    self.error(ref, exc, action)
-                    return "failed", False
-                if is_delete:
-                    return "deleted", answer is False
-            raise AssertionError("steps must end with a delete")  # pragma: no cover
+                done.append(unlock)
+            try:
+                return await delete()
+            except NotFound:
+                return "deleted", True
+            except PermissionDenied as exc:
+                self.denied.setdefault("delete", describe_failure(exc, "delete"))
+                await self._fail(ref, describe_failure(exc, "delete"), done)
+                return "failed", False
+            except Exception as exc:  # one item's failure must not stop the others
+                failure = describe_failure(exc, "delete")
+            try:
+                gone = await read_back()
+            except Exception as exc:
+                await self._fail(
+                    ref,
+                    f"delete outcome unknown: {failure}; reading it back failed: "
+                    f"{describe_failure(exc, 'read')}",
+                    done,
+                )
+                return "unknown", False
+            if gone:  # the registry acted; only its answer was lost
+                return "deleted", False
+            await self._fail(ref, failure, done)
+            return "failed", False
+
+    async def _fail(self, ref: str, text: str, unlocked: Sequence[_Unlock]) -> None:
+        """Record a failure; first put back the locks of what was unlocked for nothing."""
+        notes = []
+        for unlock in unlocked:
+            try:
+                await unlock.restore()
+                notes.append(f"lock restored on {unlock.ref}")
+            except NotFound:
+                continue
+            except Exception as exc:
+                failure = describe_failure(exc, "unlock")
+                notes.append(f"relocking {unlock.ref} failed ({failure}): it stays unlocked")
+        suffix = f"; {'; '.join(notes)}" if notes else ""
+        self.errors.append(ItemError(self.plan.repository, ref, text + suffix))
 
 
 async def execute(
@@ -159,22 +233,104 @@ async def execute(
     registry's one limit bounds concurrent requests across repositories). An index goes before
     the children the plan also deletes (`plan.children`), and those children stay when the
     index's delete fails: a half-deleted multi-arch image must never be left behind.
+
+    The result's plan is `plan` as the registry answered it: a tag's digest as the registry
+    named it, a manifest's tags as re-read just before its delete, and in `kept` what changed
+    under the run and so was not deleted.
     """
     run = _Execution(plan, registry, dry_run, deadline)
     repo = plan.repository
+    repository_locks = plan.unlock_repository if plan.deletion_count and not dry_run else None
+    if repository_locks is not None:
+        try:
+            await registry.lock_repository(repo, delete_enabled=True, write_enabled=True)
+        except Exception as exc:
+            error = ItemError(
+                repo,
+                "repository",
+                f"{describe_failure(exc, 'unlock')}; nothing deleted in this locked repository",
+            )
+            return ExecutionResult(
+                plan,
+                dry_run,
+                tuple(TagOutcome(d, "failed") for d in plan.tag_deletions),
+                tuple(ManifestOutcome(d, "failed") for d in plan.manifest_deletions),
+                (error,),
+                True,
+            )
+    try:
+        return await _execute(run)
+    finally:
+        if repository_locks is not None:
+            delete_enabled, write_enabled = repository_locks
+            try:
+                await registry.lock_repository(
+                    repo, delete_enabled=delete_enabled, write_enabled=write_enabled
+                )
+            except Exception as exc:
+                run.errors.append(
+                    ItemError(
+                        repo,
+                        "repository",
+                        f"locking the repository again failed ({describe_failure(exc, 'unlock')})"
+                        ": it is left unlocked",
+                    )
+                )
+
+
+def _tag_unlock(registry: Registry, repo: str, deletion: TagDeletion) -> _Unlock:
+    delete_enabled, write_enabled = deletion.locks
+    return _Unlock(
+        deletion.tag,
+        lambda: registry.unlock_tag(repo, deletion.tag),
+        lambda: registry.lock_tag(
+            repo, deletion.tag, delete_enabled=delete_enabled, write_enabled=write_enabled
+        ),
+    )
+
+
+async def _execute(run: _Execution) -> ExecutionResult:
+    plan, registry, repo = run.plan, run.registry, run.plan.repository
 
     async def delete_tag(deletion: TagDeletion) -> TagOutcome:
-        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
-        if deletion.unlock:
-            steps.append(("unlock", lambda: registry.unlock_tag(repo, deletion.tag)))
-        steps.append(("delete", lambda: registry.delete_tag(repo, deletion.tag)))
-        status, gone = await run.attempt(deletion.tag, steps)
-        return TagOutcome(deletion, status, gone)
+        async def delete() -> _Decision:
+            removed = await registry.remove_tag(repo, deletion.tag)
+            if removed is None:
+                return "deleted", True
+            if removed.digest is None or removed.digest == deletion.digest:
+                return "deleted", False
+            return await put_back(deletion, removed.digest)
+
+        async def read_back() -> bool:
+            return await registry.tag_state(repo, deletion.tag) is None
+
+        unlocks = [_tag_unlock(registry, repo, deletion)] if deletion.unlock else []
+        status, gone = await run.attempt(deletion.tag, unlocks, delete, read_back)
+        return TagOutcome(run.corrected.get(id(deletion), deletion), status, gone)
+
+    async def put_back(deletion: TagDeletion, digest: str) -> _Decision:
+        """The tag was moved to `digest` meanwhile and the delete removed it there: re-tag."""
+        moved = f"moved to {short_digest(digest)} during the purge; the delete removed it there"
+        try:
+            await registry.put_tag(repo, deletion.tag, digest)
+        except Exception as exc:
+            run.corrected[id(deletion)] = replace(deletion, digest=digest, reason=moved)
+            run.errors.append(
+                ItemError(
+                    repo,
+                    deletion.tag,
+                    f"tag {moved}, and putting it back failed "
+                    f"({describe_failure(exc, 'put back')}): push {deletion.tag} again "
+                    f"onto {digest}",
+                )
+            )
+            return "deleted", False
+        run.kept.append(Keep("tag", deletion.tag, digest, f"{moved} and it was put back at once"))
+        return "kept", False
 
     standalone_tags = [d for d in plan.tag_deletions if d.removed_with is None]
-    tag_outcomes = {
-        id(o.deletion): o for o in await asyncio.gather(*map(delete_tag, standalone_tags))
-    }
+    outcomes = await asyncio.gather(*map(delete_tag, standalone_tags))
+    tag_outcomes = {id(d): o for d, o in zip(standalone_tags, outcomes, strict=True)}
 
     # Locked tags that go with a manifest must be unlocked before that manifest's delete.
     tags_removed_with: dict[str, list[TagDeletion]] = {}
@@ -183,14 +339,50 @@ async def execute(
             tags_removed_with.setdefault(deletion.removed_with, []).append(deletion)
 
     async def delete_manifest(deletion: ManifestDeletion) -> None:
-        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
-        for tag in tags_removed_with.get(deletion.digest, []):
-            if tag.unlock:
-                steps.append(("unlock", _bind(registry.unlock_tag, repo, tag.tag)))
+        digest = deletion.digest
+
+        async def check() -> _Decision | None:
+            now = await registry.manifest_state(repo, digest)
+            if now is None:
+                return "deleted", True
+            pushed = sorted(set(now.tags) - set(deletion.tags))
+            if pushed:
+                run.kept.append(
+                    Keep(
+                        "manifest",
+                        digest,
+                        digest,
+                        f"tag {', '.join(pushed)} pushed onto it during the purge: kept "
+                        "(the next run decides again)",
+                    )
+                )
+                return "kept", False
+            run.tags_at_delete[digest] = tuple(sorted(now.tags))
+            return None
+
+        async def delete() -> _Decision:
+            return "deleted", await registry.delete_manifest(repo, digest) is False
+
+        async def read_back() -> bool:
+            return await registry.manifest_state(repo, digest) is None
+
+        unlocks = [
+            _tag_unlock(registry, repo, tag)
+            for tag in tags_removed_with.get(digest, [])
+            if tag.unlock
+        ]
         if deletion.unlock:
-            steps.append(("unlock", lambda: registry.unlock_manifest(repo, deletion.digest)))
-        steps.append(("delete", lambda: registry.delete_manifest(repo, deletion.digest)))
-        run.manifest_status[deletion.digest] = await run.attempt(deletion.digest, steps)
+            delete_enabled, write_enabled = deletion.locks
+            unlocks.append(
+                _Unlock(
+                    short_digest(digest),
+                    lambda: registry.unlock_manifest(repo, digest),
+                    lambda: registry.lock_manifest(
+                        repo, digest, delete_enabled=delete_enabled, write_enabled=write_enabled
+                    ),
+                )
+            )
+        run.manifest_status[digest] = await run.attempt(digest, unlocks, delete, read_back, check)
 
     own_manifests = [d for d in plan.manifest_deletions if d.removed_with is None]
     await _delete_parents_first(run, own_manifests, plan.children, delete_manifest)
@@ -213,9 +405,16 @@ async def execute(
         tag_outcomes[id(d)] if d.removed_with is None else _tag_outcome(run, d)
         for d in plan.tag_deletions
     ]
-    return ExecutionResult(
-        plan, dry_run, tuple(tags), tuple(manifest_outcomes), tuple(run.errors), run.complete
+    answered = replace(
+        plan,
+        tag_deletions=tuple(o.deletion for o in tags),
+        manifest_deletions=tuple(o.deletion for o in manifest_outcomes),
+        kept=plan.kept + tuple(run.kept),
     )
+    return ExecutionResult(
+        answered, run.dry_run, tuple(tags), tuple(manifest_outcomes), tuple(run.errors),
+        run.complete,
+    )  # fmt: skip
 
 
 async def _delete_parents_first(
@@ -251,10 +450,27 @@ async def _delete_parents_first(
                 for p in parents.get(d.digest, ())
                 if run.manifest_status[p][0] not in ("deleted", "would_delete")
             )
+            statuses = {run.manifest_status[p][0] for p in undone}
             if not undone:
                 go.append(d)
-            elif any(run.manifest_status[p][0] == "not_started" for p in undone):
+            elif "not_started" in statuses:
                 run.manifest_status[d.digest] = ("not_started", False)
+            elif statuses == {"kept"}:  # its index changed under the run and stays
+                run.manifest_status[d.digest] = ("kept", False)
+                reason = (
+                    f"child of {short_digest(undone[0])}, which is kept (changed during the purge)"
+                )
+                run.kept.append(Keep("manifest", d.digest, d.digest, reason))
+            elif "unknown" in statuses:
+                run.manifest_status[d.digest] = ("failed", False)
+                run.errors.append(
+                    ItemError(
+                        run.plan.repository,
+                        d.digest,
+                        f"not deleted: kept because the outcome of its index {undone[0]}'s "
+                        "delete is unknown",
+                    )
+                )
             else:
                 run.manifest_status[d.digest] = ("failed", False)
                 run.errors.append(
@@ -269,14 +485,11 @@ async def _delete_parents_first(
         pending = [d for d in pending if d.digest not in done]
 
 
-def _bind(
-    method: Callable[[str, str], Awaitable[object]], repository: str, ref: str
-) -> Callable[[], Awaitable[object]]:
-    return lambda: method(repository, ref)
-
-
 def _own_outcome(run: _Execution, deletion: ManifestDeletion) -> ManifestOutcome:
     status, gone = run.manifest_status[deletion.digest]
+    removed = run.tags_at_delete.get(deletion.digest)
+    if removed is not None and removed != deletion.tags:  # only the tags it still had went
+        deletion = replace(deletion, tags=removed)
     return ManifestOutcome(deletion, status, gone)
 
 
@@ -308,4 +521,17 @@ def _manifest_outcome(run: _Execution, deletion: ManifestDeletion) -> ManifestOu
 
 def _tag_outcome(run: _Execution, deletion: TagDeletion) -> TagOutcome:
     assert deletion.removed_with is not None
-    return TagOutcome(deletion, _root_status(run, deletion.removed_with, deletion.tag))
+    status = _root_status(run, deletion.removed_with, deletion.tag)
+    removed = run.tags_at_delete.get(deletion.removed_with)
+    if status == "deleted" and removed is not None and deletion.tag not in removed:
+        reason = (
+            f"moved away from {short_digest(deletion.removed_with)} during the purge: not deleted"
+        )
+        run.kept.append(Keep("tag", deletion.tag, deletion.digest, reason))
+        return TagOutcome(deletion, "kept")
+    if status == "kept":
+        reason = (
+            f"its manifest {short_digest(deletion.removed_with)} is kept (changed during the purge)"
+        )
+        run.kept.append(Keep("tag", deletion.tag, deletion.digest, reason))
+    return TagOutcome(deletion, status)

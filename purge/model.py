@@ -25,7 +25,8 @@ DOCKER_MANIFEST_V1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 #: Media types that can carry an OCI 1.1 `subject` (signatures, SBOMs, attestations).
 SUBJECT_CAPABLE_MEDIA_TYPES = frozenset({OCI_MANIFEST, OCI_INDEX, OCI_ARTIFACT})
-#: Config media types of plain images: such manifests are taken to carry no `subject`.
+#: Config media types of plain images. They say nothing about a `subject`: an image manifest
+#: with one may still be a referrer (an SBOM, an attestation), so the planner reads its body.
 IMAGE_CONFIG_MEDIA_TYPES = frozenset(
     {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 )
@@ -109,6 +110,9 @@ class RepositorySnapshot:
     tags: tuple[Tag, ...]
     manifests: tuple[Manifest, ...]
     bodies: Mapping[str, ManifestBody | None] = field(default_factory=dict)
+    #: Subject digest -> digests of its referrers (`GET /v2/{repo}/referrers/{digest}`), or None
+    #: when that read failed. Read instead of bodies when it costs fewer reads (the planner).
+    referrers: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,6 +130,8 @@ class TagDeletion:
     unlock: bool = False
     #: Digest of a manifest whose deletion removes this tag: no request of its own.
     removed_with: str | None = None
+    #: (deleteEnabled, writeEnabled) as listed: put back when an unlocked tag is not deleted.
+    locks: tuple[bool, bool] = (True, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +144,8 @@ class ManifestDeletion:
     #: Digest of a manifest whose deletion makes the registry remove this one (a referrer of a
     #: deleted subject): listed for the report, no request of its own.
     removed_with: str | None = None
+    #: (deleteEnabled, writeEnabled) as listed: put back when an unlocked manifest stays.
+    locks: tuple[bool, bool] = (True, True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +170,9 @@ class Plan:
     #: Deleted index digest -> the children the plan deletes too (from listing and bodies): the
     #: executor deletes an index before them, and keeps them when the index's delete fails.
     children: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: A locked repository's (deleteEnabled, writeEnabled) when --include-locked deletes in it:
+    #: the executor unlocks the repository for the deletions and puts these back afterwards.
+    unlock_repository: tuple[bool, bool] | None = None
 
     @property
     def deletion_count(self) -> int:

@@ -17,7 +17,7 @@ import copy
 import functools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from purge.config import rules
@@ -29,10 +29,7 @@ from purge.config.rules import (
     protected_by,
 )
 from purge.model import (
-    IMAGE_CONFIG_MEDIA_TYPES,
     KNOWN_MEDIA_TYPES,
-    OCI_ARTIFACT,
-    OCI_INDEX,
     SUBJECT_CAPABLE_MEDIA_TYPES,
     Keep,
     Manifest,
@@ -58,6 +55,36 @@ def bodies_needed(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> fr
 def plan_repository(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> Plan:
     """Decide every deletion and keep for one repository; independent of listing order."""
     return RepositoryPlanner(snapshot, rule, now).plan()
+
+
+def apply_repository_lock(
+    plan: Plan, rule: Rule, *, delete_enabled: bool, write_enabled: bool, list_enabled: bool
+) -> Plan:
+    """The plan under the repository's own `changeableAttributes` (`GET /acr/v1/{repo}`).
+
+    A repository hidden from the catalog (listEnabled false) is never purged: the real catalog
+    does not list it, so a run only meets it where a registry lists it anyway, and its owner
+    hid it on purpose. A locked one (deleteEnabled or writeEnabled false) keeps every planned
+    deletion unless --include-locked, which unlocks the repository for the run and locks it
+    again afterwards (the executor does both).
+    """
+    if not plan.deletion_count:
+        return plan
+    if not list_enabled:
+        return _keep_all(plan, "repository hidden from the catalog (listEnabled false)")
+    if delete_enabled and write_enabled:
+        return plan
+    if not rule.include_locked:
+        return _keep_all(plan, "repository locked")
+    return replace(plan, unlock_repository=(delete_enabled, write_enabled))
+
+
+def _keep_all(plan: Plan, reason: str) -> Plan:
+    kept = [Keep("tag", d.tag, d.digest, reason) for d in plan.tag_deletions]
+    kept += [Keep("manifest", d.digest, d.digest, reason) for d in plan.manifest_deletions]
+    return replace(
+        plan, tag_deletions=(), manifest_deletions=(), kept=plan.kept + tuple(kept), children={}
+    )
 
 
 def check_blast_radius(plans: Sequence[Plan], rule: Rule) -> str | None:
@@ -176,6 +203,7 @@ class RepositoryPlanner:
         self.ago = format_duration(rule.ago)
         self.cutoff = now - rule.ago
         self.bodies: Mapping[str, ManifestBody | None] = snapshot.bodies
+        self.referrers: Mapping[str, tuple[str, ...] | None] = snapshot.referrers
         self.errors: list[str] = []
         self.tags = _dedupe_tags(snapshot.tags)
         self.manifests = _dedupe_manifests(snapshot.manifests)
@@ -281,11 +309,8 @@ class RepositoryPlanner:
 
     @staticmethod
     def _possible_referrer(m: Manifest) -> bool:
-        if m.media_type not in SUBJECT_CAPABLE_MEDIA_TYPES:
-            return False
-        if m.media_type in (OCI_ARTIFACT, OCI_INDEX):
-            return True
-        return m.config_media_type not in IMAGE_CONFIG_MEDIA_TYPES
+        """Any OCI manifest may carry a `subject`, whatever its config: only its body says."""
+        return m.media_type in SUBJECT_CAPABLE_MEDIA_TYPES
 
     def _tagged(self, digest: str, deleted: set[str]) -> bool:
         """Does a tag that is not deleted point at `digest` (by either listing)?"""
@@ -320,34 +345,62 @@ class RepositoryPlanner:
         media type, possible referrers, and tag targets missing from the manifest listing.
         Digests already in the snapshot's bodies (fetched, or failed: None) are not asked for.
         """
-        return frozenset(d for d in self._bodies_wanted() if d not in self.snapshot.bodies)
+        return frozenset(d for d in self._reads()[0] if d not in self.snapshot.bodies)
 
-    def _bodies_wanted(self) -> set[str]:
+    def referrers_needed(self) -> frozenset[str]:
+        """Digests whose referrers (`GET /v2/{repo}/referrers/{digest}`) the plan needs."""
+        return frozenset(d for d in self._reads()[1] if d not in self.snapshot.referrers)
+
+    def _reads(self) -> tuple[set[str], set[str]]:
+        """(bodies, referrers) to read, whichever way costs fewer reads.
+
+        Whether a manifest has a `subject` is read, never inferred. Either every OCI manifest's
+        body is read (a kept referrer keeps its subject; a deleted subject takes its referrers
+        along), or only the candidates' bodies (their own subject) plus, for each candidate, the
+        referrers API (who would go with it). The second wins when few of many manifests may
+        be deleted, e.g. `--untagged` on a repository of thousands of tagged OCI images.
+        """
         if not (self.selected and self.can_delete_manifests):
-            return set()
-        if not self._untagged_candidates_exist():
-            return set()
-        needed = {
+            return set(), set()
+        deleted = set(self.tag_deletes) | set(self.cosign)
+        candidates = [m for m in self.manifests if self._classify(m, deleted) is None]
+        if not candidates:
+            return set(), set()
+        common = {
             m.digest
             for m in self.manifests
-            if (m.is_index and m.references is None)
-            or m.media_type not in KNOWN_MEDIA_TYPES
-            or self._possible_referrer(m)
+            if (m.is_index and m.references is None) or m.media_type not in KNOWN_MEDIA_TYPES
         }
-        needed |= {
+        common |= {
             t.digest
             for t in self.tags
             if t.digest not in self.by_digest and t.name not in self.tag_deletes
         }
-        return needed
+        every_body = common | {m.digest for m in self.manifests if self._possible_referrer(m)}
+        few_bodies = common | {m.digest for m in candidates if self._possible_referrer(m)}
+        referrers = {m.digest for m in candidates}
+        known = self.snapshot.bodies
+        cost_every = len(every_body - known.keys())
+        cost_few = len(few_bodies - known.keys()) + len(referrers - self.snapshot.referrers.keys())
+        if cost_few < cost_every:
+            return few_bodies, referrers
+        return every_body, set()
 
     # -- manifests: closure ------------------------------------------------------------------
 
-    def plan(self, bodies: Mapping[str, ManifestBody | None] | None = None) -> Plan:
-        """The plan, with `bodies` (digest -> body, None when unreadable) added to the
-        snapshot's. The planner itself is left as it was: it may be asked again."""
+    def plan(
+        self,
+        bodies: Mapping[str, ManifestBody | None] | None = None,
+        referrers: Mapping[str, tuple[str, ...] | None] | None = None,
+    ) -> Plan:
+        """The plan, with `bodies` (digest -> body, None when unreadable) and `referrers`
+        (subject -> referrer digests, None when unreadable) added to the snapshot's. The
+        planner itself is left as it was: it may be asked again."""
         run = copy.copy(self)
         run.bodies = {**self.snapshot.bodies, **bodies} if bodies else self.snapshot.bodies
+        run.referrers = (
+            {**self.snapshot.referrers, **referrers} if referrers else self.snapshot.referrers
+        )
         run.errors = list(self.errors)
         return run._plan()
 
@@ -420,7 +473,10 @@ class RepositoryPlanner:
             removed_with = None
             if len(self.digests_of[tag.name]) == 1 and tag.digest in deleted_manifests:
                 removed_with = tag.digest
-            result.append(TagDeletion(tag.name, tag.digest, reason, tag.locked, removed_with))
+            locks = (tag.delete_enabled, tag.write_enabled)
+            result.append(
+                TagDeletion(tag.name, tag.digest, reason, tag.locked, removed_with, locks)
+            )
         return result
 
 
@@ -438,11 +494,13 @@ class _Graph:
         for name, c in planner.cosign.items():
             self.pending_by_subject.setdefault(c.subject, []).append(name)
         self.referrers_of: dict[str, list[str]] = {}
+        #: Referrer digest -> subject, as the referrers API answered (for bodies not read).
+        self.subject_of: dict[str, str] = {}
         self.deleted: set[str] = set()
 
     def _subject(self, digest: str) -> str | None:
         body = self.p._body(digest)
-        return body.subject if body is not None else None
+        return body.subject if body is not None else self.subject_of.get(digest)
 
     def _children(self, digest: str) -> list[str]:
         m = self.p.by_digest.get(digest)
@@ -464,8 +522,23 @@ class _Graph:
             subject = self._subject(m.digest)
             if subject is not None:
                 self.referrers_of.setdefault(subject, []).append(m.digest)
+        unreadable_referrers: dict[str, str] = {}
+        for subject, found in p.referrers.items():
+            if found is None:
+                unreadable_referrers[subject] = "cannot tell its referrers: the read failed"
+                p.errors.append(f"manifest {subject}: referrers unavailable, kept")
+                continue
+            known = self.referrers_of.setdefault(subject, [])
+            for referrer in found:
+                self.subject_of.setdefault(referrer, subject)
+                if referrer not in known:
+                    known.append(referrer)
+                if referrer not in p.by_digest:  # deleting the subject would take it along
+                    unreadable_referrers.setdefault(
+                        subject, f"its referrer {short(referrer)} is not in the listing"
+                    )
         for m in p.manifests:
-            reason = p._classify(m, self.deleted_tags)
+            reason = p._classify(m, self.deleted_tags) or unreadable_referrers.get(m.digest)
             subject = self._subject(m.digest)
             if reason is None and p._possible_referrer(m) and p._body(m.digest) is None:
                 reason = "cannot tell its subject: manifest body unavailable"
@@ -529,8 +602,9 @@ class _Graph:
                 )
             if m.is_index and m.references is None:
                 return f"kept index {short(digest)} has unknown children (body unavailable)"
-            if p._possible_referrer(m):
-                # Its subject may be a deletion candidate: deleting that would take it along.
+            if p._possible_referrer(m) and not all(d in p.referrers for d in self.deleted):
+                # Its subject may be a deletion candidate: deleting that would take it along
+                # (unless the referrers API listed every deleted candidate's referrers).
                 return (
                     f"kept manifest {short(digest)} may be a referrer but its body is unavailable"
                 )
@@ -570,5 +644,8 @@ class _Graph:
                 assert m.last_updated is not None
                 age = f"older than {p.ago} (updated {_iso(m.last_updated)})"
                 reason = f"tags deleted ({_names(tags)}), {age}" if tags else f"untagged, {age}"
-            result.append(ManifestDeletion(m.digest, tags, m.size, reason, unlock, removed_with))
+            locks = (m.delete_enabled, m.write_enabled)
+            result.append(
+                ManifestDeletion(m.digest, tags, m.size, reason, unlock, removed_with, locks)
+            )
         return result

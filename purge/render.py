@@ -18,6 +18,8 @@ _STATUS_TEXT = {
     "would_delete": "would delete",
     "failed": "FAILED",
     "not_started": "not started (time budget)",
+    "kept": "kept (changed during the run)",
+    "unknown": "UNKNOWN (answer lost)",
     "blocked": "blocked (max deletions)",
 }
 

@@ -96,8 +96,8 @@ class Report:
         self.errors.append({"repository": repository, "ref": ref, "error": error, "rule": rule})
         if rule in self.rules:
             self.rules[rule].errors += 1
-        if repository in self.repositories:
-            self.repositories[repository].errors += 1
+        if repository != "*":  # also before the repository's first result (a failed re-check)
+            self._repository(repository).errors += 1
 
     def mark_incomplete(self, reason: str) -> None:
         self.complete = False

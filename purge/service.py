@@ -23,7 +23,7 @@ from purge.config.rules import Rule, did_you_mean, repository_matches
 from purge.config.settings import Config
 from purge.executor import describe_failure, execute
 from purge.model import ManifestBody, Plan, RepositorySnapshot, Tag
-from purge.planner import RepositoryPlanner, check_blast_radius
+from purge.planner import RepositoryPlanner, apply_repository_lock, check_blast_radius
 from purge.registry.protocol import NotFound, Registry
 from purge.report import Report
 
@@ -229,13 +229,16 @@ class _PurgeRun:
             planned = await self._plan(rule, repository)
             if planned is None:
                 return
-            if await self._unchanged(planned, last_try=attempt == MAX_REPLANS):
+            verdict = await self._unchanged(planned, last_try=attempt == MAX_REPLANS)
+            if verdict is True:
                 await self._execute(planned, dry)
-                return
+            if verdict is not False:
+                return  # done, or the re-check failed: nothing more in this repository
             self.progress(f"{repository}: tags changed while planning; listing it again")
 
-    async def _unchanged(self, planned: _Planned, *, last_try: bool = True) -> bool:
-        """True when the plan's tags still stand; else an error is reported if `last_try`."""
+    async def _unchanged(self, planned: _Planned, *, last_try: bool = True) -> bool | None:
+        """True when the plan's tags still stand, False when they changed (an error is
+        reported if `last_try`), None when the re-check failed (reported): delete nothing."""
         plan = planned.plan
         if not plan.deletion_count:
             return True
@@ -244,12 +247,13 @@ class _PurgeRun:
             return True
         except _TagsChanged as exc:
             reason = f"{exc}; nothing deleted in this repository, it is retried on the next run"
+            if last_try:
+                self.report.add_error(plan.repository, "verify", reason, rule=plan.rule)
+            return False
         except Exception as exc:
             reason = f"{describe_failure(exc, 'verify tags')}; nothing deleted in this repository"
-            last_try = True
-        if last_try:
             self.report.add_error(plan.repository, "verify", reason, rule=plan.rule)
-        return False
+            return None
 
     async def _guarded_rule(self, rule: Rule, repositories: Sequence[str], dry: bool) -> None:
         planned: list[_Planned] = []
@@ -274,7 +278,7 @@ class _PurgeRun:
 
         async def apply(repository: str) -> None:
             # The guard judged these plans: a changed repository is skipped, not planned again.
-            if await self._unchanged(by_repository[repository]):
+            if await self._unchanged(by_repository[repository]) is True:
                 await self._execute(by_repository[repository], dry)
 
         await self._for_each(sorted(by_repository), apply)
@@ -305,7 +309,21 @@ class _PurgeRun:
             repository_planner = RepositoryPlanner(snapshot, rule, self.now)
             needed = repository_planner.bodies_needed()
             bodies = await self._fetch_bodies(repository, sorted(needed))
-            plan = repository_planner.plan(bodies)
+            wanted = sorted(repository_planner.referrers_needed())
+            referrers = await self._fetch_referrers(repository, wanted)
+            plan = repository_planner.plan(bodies, referrers)
+            if plan.deletion_count:  # one read: the repository's own lock and visibility
+                attributes = await self.registry.repository_attributes(repository)
+                plan = apply_repository_lock(
+                    plan,
+                    rule,
+                    delete_enabled=attributes.delete_enabled,
+                    write_enabled=attributes.write_enabled,
+                    list_enabled=attributes.list_enabled,
+                )
+        except NotFound:
+            self.progress(f"{repository}: gone since the catalog was listed; nothing to do")
+            return None
         except Exception as exc:  # regex timeout or planner failure: keep everything here
             self.report.add_error(
                 repository,
@@ -335,6 +353,18 @@ class _PurgeRun:
             if closing is not None:
                 await closing()
         return collected
+
+    async def _fetch_referrers(
+        self, repository: str, digests: Sequence[str]
+    ) -> dict[str, tuple[str, ...] | None]:
+        async def fetch(digest: str) -> tuple[str, tuple[str, ...] | None]:
+            async with self.registry.slot():
+                try:
+                    return digest, await self.registry.list_referrers(repository, digest)
+                except Exception:  # unreadable: the planner keeps that manifest
+                    return digest, None
+
+        return dict(await asyncio.gather(*map(fetch, digests)))
 
     async def _fetch_bodies(
         self, repository: str, digests: Sequence[str]

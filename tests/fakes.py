@@ -16,7 +16,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from purge.model import Manifest, ManifestBody, Tag
-from purge.registry.protocol import ManifestUnreadable, NotFound, RegistryError
+from purge.registry.protocol import (
+    ManifestUnreadable,
+    NotFound,
+    RegistryError,
+    RemovedTag,
+    RepositoryAttributes,
+)
 
 #: The status ACR answers when a delete hits a locked (delete- or write-disabled) item.
 LOCKED_STATUS = 405
@@ -64,6 +70,8 @@ class InMemoryRegistry:
         self.in_flight = 0
         self.max_in_flight = 0
         self.closed = False
+        #: Repository-wide `changeableAttributes` (GET /acr/v1/{repo}); absent: all enabled.
+        self.repository_locks: dict[str, RepositoryAttributes] = {}
 
     def slot(self) -> asyncio.Semaphore:
         return self._slots
@@ -128,7 +136,16 @@ class InMemoryRegistry:
         """How many delete/unlock calls were made: zero in a dry run."""
         return sum(
             self.calls[m]
-            for m in ("delete_tag", "delete_manifest", "unlock_tag", "unlock_manifest")
+            for m in (
+                "delete_tag",
+                "delete_manifest",
+                "unlock_tag",
+                "unlock_manifest",
+                "put_tag",
+                "lock_tag",
+                "lock_manifest",
+                "lock_repository",
+            )
         )
 
     # --- the Registry protocol ---------------------------------------------------------
@@ -225,6 +242,77 @@ class InMemoryRegistry:
             raise NotFound(f"{repository}@{digest} not found", status=404)
         repo.manifests[digest] = dataclasses.replace(
             repo.manifests[digest], delete_enabled=True, write_enabled=True
+        )
+
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        await self._call("list_referrers", repository, digest)
+        repo = self._existing(repository)
+        return tuple(sorted(d for d, b in repo.bodies.items() if b.subject == digest))
+
+    async def remove_tag(self, repository: str, tag: str) -> RemovedTag | None:
+        repo = self._repos.get(repository)
+        known = repo.tags.get(tag) if repo else None
+        if not await self.delete_tag(repository, tag):
+            return None
+        return RemovedTag(known.digest if known else None)
+
+    async def tag_state(self, repository: str, tag: str) -> Tag | None:
+        await self._call("tag_state", repository, tag)
+        repo = self._repos.get(repository)
+        return repo.tags.get(tag) if repo else None
+
+    async def manifest_state(self, repository: str, digest: str) -> Manifest | None:
+        await self._call("manifest_state", repository, digest)
+        repo = self._repos.get(repository)
+        manifest = repo.manifests.get(digest) if repo else None
+        if repo is None or manifest is None:
+            return None
+        tags = tuple(sorted(t.name for t in repo.tags.values() if t.digest == digest))
+        return dataclasses.replace(manifest, tags=tags)
+
+    async def put_tag(self, repository: str, tag: str, digest: str) -> None:
+        await self._call("put_tag", repository, tag)
+        repo = self._existing(repository)
+        if digest not in repo.manifests:
+            raise NotFound(f"{repository}@{digest} not found", status=404)
+        old = repo.tags.get(tag)
+        repo.tags[tag] = dataclasses.replace(old, digest=digest) if old else Tag(tag, digest, None)
+
+    async def lock_tag(
+        self, repository: str, tag: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None:
+        await self._call("lock_tag", repository, tag)
+        repo = self._existing(repository)
+        if tag not in repo.tags:
+            raise NotFound(f"{repository}:{tag} not found", status=404)
+        repo.tags[tag] = dataclasses.replace(
+            repo.tags[tag], delete_enabled=delete_enabled, write_enabled=write_enabled
+        )
+
+    async def lock_manifest(
+        self, repository: str, digest: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None:
+        await self._call("lock_manifest", repository, digest)
+        repo = self._existing(repository)
+        if digest not in repo.manifests:
+            raise NotFound(f"{repository}@{digest} not found", status=404)
+        repo.manifests[digest] = dataclasses.replace(
+            repo.manifests[digest], delete_enabled=delete_enabled, write_enabled=write_enabled
+        )
+
+    async def repository_attributes(self, repository: str) -> RepositoryAttributes:
+        await self._call("repository_attributes", repository, "")
+        self._existing(repository)
+        return self.repository_locks.get(repository, RepositoryAttributes(True, True, True))
+
+    async def lock_repository(
+        self, repository: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None:
+        await self._call("lock_repository", repository, "")
+        self._existing(repository)
+        listed = self.repository_locks.get(repository, RepositoryAttributes(True, True, True))
+        self.repository_locks[repository] = dataclasses.replace(
+            listed, delete_enabled=delete_enabled, write_enabled=write_enabled
         )
 
     async def close(self) -> None:

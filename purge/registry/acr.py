@@ -8,6 +8,7 @@ errors to the engine's types; purge.registry.transport shares one SSL context pe
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -31,7 +32,13 @@ from purge.registry.policies import (
     ForeignHostRequest,
     ThrottlePolicy,
 )
-from purge.registry.protocol import ManifestUnreadable, RegistryError
+from purge.registry.protocol import (
+    ManifestUnreadable,
+    NotFound,
+    RegistryError,
+    RemovedTag,
+    RepositoryAttributes,
+)
 from purge.registry.throttle import AdaptiveLimiter
 from purge.registry.tokens import TokenBroker, token_source
 from purge.registry.transport import CONNECTION_TIMEOUT, READ_TIMEOUT, SharedSslTransport
@@ -40,11 +47,24 @@ from purge.registry.wire import (
     manifest_from_json,
     map_error,
     raise_for_status,
+    repository_attributes_from_json,
     tag_from_json,
 )
 
 #: Page size for listings. ACR caps `n` at 1000; fewer pages means fewer round trips.
 PAGE_SIZE = 1000
+#: ACR's answer to a tag delete names the digest the tag pointed to (recorded from real ACR).
+TAG_DIGEST_HEADER = "X-Ms-Int-Docker-Content-Digest"
+#: Every manifest type a tag can be put back on: the body is PUT back byte for byte.
+MANIFEST_ACCEPT = ", ".join(
+    (
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.artifact.manifest.v1+json",
+    )
+)
 #: Wall-clock bound for one operation including its retries.
 OPERATION_TIMEOUT = 120
 
@@ -206,6 +226,17 @@ class AcrRegistry:
             raise ManifestUnreadable(f"{what}: {exc}") from exc
         return body_from_json(digest, result.manifest, result.media_type)
 
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        what = f"listing referrers of {repository}@{digest}"
+        path = f"/v2/{_quote(repository)}/referrers/{digest}"
+        found = []
+        async for item in self._pages(path, {}, "manifests", what):
+            value = item.get("digest")
+            if not isinstance(value, str) or not value:
+                raise RegistryError(f"{what}: a referrer entry has no digest")
+            found.append(value)
+        return tuple(found)
+
     # -- writes
 
     async def delete_tag(self, repository: str, tag: str) -> bool:
@@ -227,6 +258,131 @@ class AcrRegistry:
         except Exception as exc:
             raise map_error(exc, f"deleting manifest {repository}@{digest}", "delete") from exc
         return not statuses or statuses[-1] != 404
+
+    async def _get_json(self, path: str, what: str, key: str | None) -> dict[str, Any] | None:
+        """GET an /acr/v1 resource: its JSON object (under `key`), None on 404."""
+        try:
+            request = HttpRequest(
+                "GET",
+                self.endpoint + path,
+                params={"api-version": "2021-07-01"},
+                headers={"Accept": "application/json"},
+            )
+            response = await self._send_raw(request)
+        except Exception as exc:
+            raise map_error(exc, what, "read") from exc
+        if response.status_code == 404:
+            return None
+        raise_for_status(response, what, "read")
+        try:
+            body = response.json()
+            item = body.get(key) if key is not None else body
+        except (ValueError, AttributeError):
+            item = None
+        if not isinstance(item, dict):
+            raise RegistryError(f"{what}: the registry answered an unreadable body")
+        return item
+
+    async def remove_tag(self, repository: str, tag: str) -> RemovedTag | None:
+        """DELETE the tag; ACR names the digest it removed in X-Ms-Int-Docker-Content-Digest."""
+        answers: list[tuple[int, str | None]] = []
+
+        def record(response: PipelineResponse) -> None:  # type: ignore[type-arg]
+            http = response.http_response
+            answers.append((int(http.status_code), http.headers.get(TAG_DIGEST_HEADER)))
+
+        try:
+            await self._client.delete_tag(repository, tag, raw_response_hook=record)
+        except Exception as exc:
+            raise map_error(exc, f"deleting tag {repository}:{tag}", "delete") from exc
+        if answers and answers[-1][0] == 404:
+            return None
+        return RemovedTag(answers[-1][1] if answers else None)
+
+    async def tag_state(self, repository: str, tag: str) -> Tag | None:
+        what = f"reading tag {repository}:{tag}"
+        path = f"/acr/v1/{_quote(repository)}/_tags/{quote(tag, safe='')}"
+        item = await self._get_json(path, what, "tag")
+        try:
+            return None if item is None else tag_from_json(item)
+        except (KeyError, TypeError) as exc:
+            raise RegistryError(f"{what}: the answer lacks {exc}") from exc
+
+    async def manifest_state(self, repository: str, digest: str) -> Manifest | None:
+        what = f"reading manifest {repository}@{digest}"
+        path = f"/acr/v1/{_quote(repository)}/_manifests/{quote(digest, safe='')}"
+        item = await self._get_json(path, what, "manifest")
+        try:
+            return None if item is None else manifest_from_json(item)
+        except (KeyError, TypeError) as exc:
+            raise RegistryError(f"{what}: the answer lacks {exc}") from exc
+
+    async def put_tag(self, repository: str, tag: str, digest: str) -> None:
+        """Read the manifest's exact bytes by digest, check them, and PUT them by tag."""
+        what = f"putting tag {repository}:{tag} back on {digest}"
+        path = f"/v2/{_quote(repository)}/manifests/"
+        try:
+            read = await self._send_raw(
+                HttpRequest(
+                    "GET", self.endpoint + path + digest, headers={"Accept": MANIFEST_ACCEPT}
+                )
+            )
+            raise_for_status(read, what, "read")
+            body = await read.read()
+            if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+                raise RegistryError(f"{what}: the manifest read does not match its digest")
+            media_type = read.headers.get("Content-Type", "")
+            written = await self._send_raw(
+                HttpRequest(
+                    "PUT",
+                    self.endpoint + path + quote(tag, safe=""),
+                    headers={"Content-Type": media_type},
+                    content=body,
+                )
+            )
+        except RegistryError:
+            raise
+        except Exception as exc:
+            raise map_error(exc, what, "push") from exc
+        if written.status_code not in (200, 201):
+            raise map_error(HttpResponseError(response=written), what, "push")
+
+    async def repository_attributes(self, repository: str) -> RepositoryAttributes:
+        what = f"reading repository {repository}"
+        item = await self._get_json(f"/acr/v1/{_quote(repository)}", what, None)
+        if item is None:
+            raise NotFound(f"{what}: not found (HTTP 404)", status=404)
+        return repository_attributes_from_json(item)
+
+    async def lock_repository(
+        self, repository: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None:
+        try:
+            await self._client.update_repository_properties(  # type: ignore[attr-defined]
+                repository, can_delete=delete_enabled, can_write=write_enabled
+            )  # (1.2.0's overloads type this coroutine as a plain return)
+        except Exception as exc:
+            raise map_error(exc, f"changing the locks of {repository}", "unlock") from exc
+
+    async def lock_tag(
+        self, repository: str, tag: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None:
+        try:
+            await self._client.update_tag_properties(
+                repository, tag, can_delete=delete_enabled, can_write=write_enabled
+            )
+        except Exception as exc:
+            raise map_error(exc, f"locking tag {repository}:{tag}", "unlock") from exc
+
+    async def lock_manifest(
+        self, repository: str, digest: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None:
+        try:
+            await self._client.update_manifest_properties(
+                repository, digest, can_delete=delete_enabled, can_write=write_enabled
+            )
+        except Exception as exc:
+            raise map_error(exc, f"locking manifest {repository}@{digest}", "unlock") from exc
 
     async def unlock_tag(self, repository: str, tag: str) -> None:
         try:

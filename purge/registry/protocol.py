@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from purge.model import Manifest, ManifestBody, Tag
@@ -31,6 +32,23 @@ class NotFound(RegistryError):
 
 class ManifestUnreadable(RegistryError):
     """A manifest body could not be fetched, verified against its digest, or parsed."""
+
+
+@dataclass(frozen=True)
+class RepositoryAttributes:
+    """`changeableAttributes` of `/acr/v1/{repo}`: a repository-wide lock and its visibility."""
+
+    delete_enabled: bool
+    write_enabled: bool
+    list_enabled: bool
+
+
+@dataclass(frozen=True)
+class RemovedTag:
+    """What the registry answered to a tag delete: the digest it removed the tag from, as ACR
+    says in `X-Ms-Int-Docker-Content-Digest`, or None when it did not say."""
+
+    digest: str | None
 
 
 class Registry(Protocol):
@@ -63,7 +81,27 @@ class Registry(Protocol):
         """Fetch, verify and parse a manifest body; raises ManifestUnreadable."""
         ...
 
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        """Digests of the manifests whose `subject` is `digest` (the OCI referrers API)."""
+        ...
+
     async def delete_tag(self, repository: str, tag: str) -> bool: ...
+
+    async def remove_tag(self, repository: str, tag: str) -> RemovedTag | None:
+        """Delete a tag and say where it pointed when deleted; None when it was already gone."""
+        ...
+
+    async def tag_state(self, repository: str, tag: str) -> Tag | None:
+        """The tag as the registry has it now (`GET /acr/v1/{repo}/_tags/{tag}`); None: gone."""
+        ...
+
+    async def manifest_state(self, repository: str, digest: str) -> Manifest | None:
+        """The manifest's properties now, with its tags (one read); None when it is gone."""
+        ...
+
+    async def put_tag(self, repository: str, tag: str, digest: str) -> None:
+        """Point `tag` at the existing manifest `digest` (read its body, verify, PUT by tag)."""
+        ...
 
     async def delete_manifest(self, repository: str, digest: str) -> bool: ...
 
@@ -72,5 +110,25 @@ class Registry(Protocol):
         ...
 
     async def unlock_manifest(self, repository: str, digest: str) -> None: ...
+
+    async def lock_tag(
+        self, repository: str, tag: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None:
+        """PATCH a tag's deleteEnabled/writeEnabled back to what they were."""
+        ...
+
+    async def lock_manifest(
+        self, repository: str, digest: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None: ...
+
+    async def repository_attributes(self, repository: str) -> RepositoryAttributes:
+        """`GET /acr/v1/{repo}`; raises NotFound when the repository is gone."""
+        ...
+
+    async def lock_repository(
+        self, repository: str, *, delete_enabled: bool, write_enabled: bool
+    ) -> None:
+        """`PATCH /acr/v1/{repo}` deleteEnabled/writeEnabled."""
+        ...
 
     async def close(self) -> None: ...

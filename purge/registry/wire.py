@@ -11,7 +11,13 @@ from azure.core.rest import AsyncHttpResponse
 
 from purge.isotime import parse_utc
 from purge.model import Manifest, ManifestBody, Tag
-from purge.registry.protocol import ManifestUnreadable, NotFound, PermissionDenied, RegistryError
+from purge.registry.protocol import (
+    ManifestUnreadable,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    RepositoryAttributes,
+)
 
 # ---------------------------------------------------------------- JSON -> model
 
@@ -65,6 +71,16 @@ def manifest_from_json(item: dict[str, Any]) -> Manifest:
     )
 
 
+def repository_attributes_from_json(item: dict[str, Any]) -> RepositoryAttributes:
+    """`changeableAttributes` of `GET /acr/v1/{repo}`; absent or malformed counts as locked."""
+    attributes = item.get("changeableAttributes")
+    return RepositoryAttributes(
+        delete_enabled=_flag(attributes, "deleteEnabled"),
+        write_enabled=_flag(attributes, "writeEnabled"),
+        list_enabled=_flag(attributes, "listEnabled"),
+    )
+
+
 def body_from_json(digest: str, manifest: object, media_type: str | None) -> ManifestBody:
     """Children of an index and the subject of a referrer; ManifestUnreadable if malformed."""
     if not isinstance(manifest, dict):
@@ -104,6 +120,11 @@ def _roles(action: str) -> str:
         return (
             "permission to write metadata (e.g. Contributor, or 'Container Registry Repository "
             "Writer' on ABAC-enabled registries)"
+        )
+    if action == "push":
+        return (
+            "the AcrPush role (or 'Container Registry Repository Writer' on ABAC-enabled "
+            "registries)"
         )
     if action == "catalog":
         return (

@@ -82,7 +82,10 @@ def test_bench_memory_phases_plan_the_whole_synthetic_registry(
     assert planner.data["tags"] == service.data["tags"] == 200
     # per repository: 39 of 49 images are old, plus the index, its 2 children and 1 orphan
     assert planner.data["deletions"] == 4 * (39 + 39 + 1 + 1 + 2 + 1)
-    assert planner.data["bodies"] == 4  # the index of each repository: listed without children
+    # whether an OCI manifest has a subject is read: most of each repository may go, so every
+    # OCI body (49 images, the index, its 2 children, the orphan) costs fewer reads than the
+    # candidates' bodies and referrers would
+    assert planner.data["bodies"] == 4 * 53 and planner.data["referrers"] == 0
     assert service.data["complete"] is True and service.data["errors"] == 0
     assert service.data["reported_manifests"] == 4 * (39 + 1 + 2 + 1)
     assert service.data["deletions"] == 4 * (39 + 1 + 2 + 1)  # a tag goes with its manifest

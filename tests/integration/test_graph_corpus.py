@@ -8,8 +8,10 @@ deletion can never go unnoticed. `{id}` in a tag stands for the hex digest of th
 (cosign tags); `push` pushes a new image onto a tag before the run; `unpullable` names
 manifests the scenario made unreadable on purpose; `errors` says whether the run must report
 errors (fail closed) or none; `unlocked` lists exactly what may be PATCHed (unlocked), nothing
-when absent; `auth: managed-identity` signs in through a local managed-identity endpoint
-instead of the admin user.
+when absent, and `unlockedRepositories` the repositories that may be unlocked for the run (each
+must be locked again afterwards: every repository's attributes end as they began);
+`auth: managed-identity` signs in through a local managed-identity endpoint instead of the
+admin user.
 
 The purge is the real one (run_purge -> purge.registry.acr -> azure-containerregistry -> HTTPS). The
 outcome is read from the emulator (its state dump) and by pulling over plain /v2 with
@@ -51,7 +53,10 @@ INDEX_TYPES = {
 }
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _ID_REF = re.compile(r"\{([^{}]+)\}")
-RUN_KEYS = {"command", "survive", "gone", "push", "unpullable", "errors", "auth", "unlocked"}
+RUN_KEYS = {
+    "command", "survive", "gone", "push", "unpullable", "errors", "auth", "unlocked",
+    "unlockedRepositories",
+}  # fmt: skip
 
 
 # --- the corpus --------------------------------------------------------------------------------
@@ -254,11 +259,22 @@ def writes(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in log if e["method"] in ("DELETE", "PATCH", "PUT")]
 
 
+def unlocked_repositories(log: list[dict[str, Any]]) -> set[str]:
+    """Repositories PATCHed (unlocked, then locked again) in a request log."""
+    return {
+        e["path"].removeprefix("/acr/v1/")
+        for e in log
+        if e["method"] == "PATCH" and not re.search(r"/_(tags|manifests)/", e["path"])
+    }
+
+
 def unlocked_items(log: list[dict[str, Any]]) -> set[str]:
-    """`repo:tag` / `repo@digest` of every PATCH (unlock) in a request log."""
+    """`repo:tag` / `repo@digest` of every PATCH (unlock) of an item in a request log."""
     items = set()
     for entry in log:
-        if entry["method"] != "PATCH":
+        if entry["method"] != "PATCH" or entry["path"].removeprefix("/acr/v1/") in (
+            unlocked_repositories([entry])
+        ):
             continue
         match = re.fullmatch(r"/acr/v1/(.+)/_(tags|manifests)/([^/]+)", entry["path"])
         assert match, f"unexpected PATCH {entry['path']}"
@@ -332,6 +348,11 @@ async def test_graph_shape_end_to_end(
         unlocked = unlocked_items(log)
         assert unlocked <= gone, f"{where}: unlocked something it kept: {sorted(unlocked - gone)}"
         assert unlocked == shape.items(run.get("unlocked", ())), f"{where}: unlocked {unlocked}"
+        repositories = unlocked_repositories(log)
+        assert repositories == set(run.get("unlockedRepositories", ())), f"{where}: {repositories}"
+        for repository, r in after["repositories"].items():
+            attrs = before["repositories"][repository]["changeableAttributes"]
+            assert r["changeableAttributes"] == attrs, f"{where}: {repository} locks changed"
         if run.get("errors", False):
             assert report.errors, f"{where}: expected the run to report why it kept things"
         else:

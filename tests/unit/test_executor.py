@@ -83,7 +83,11 @@ async def test_removed_with_items_send_no_request_and_follow_their_manifest() ->
         ),
     )
     result = await execute(plan, registry, dry_run=False)
-    assert registry.log == [("delete_manifest", "app", digest(0))]
+    # one re-read of the manifest's tags just before its delete, then the delete
+    assert registry.log == [
+        ("manifest_state", "app", digest(0)),
+        ("delete_manifest", "app", digest(0)),
+    ]
     assert [o.status for o in result.tags] == ["deleted"]
     assert [o.status for o in result.manifests] == ["deleted", "deleted"]
     assert registry.manifest_digests("app") == {digest(1)}
@@ -154,7 +158,12 @@ async def test_unlocks_only_what_it_deletes_just_before_deleting() -> None:
         ),
     )
     dry = await execute(plan, registry, dry_run=True)
-    assert registry.log == [] and len(dry.done_manifests) == 2
+    # a dry run sends no write, only the reads a real run makes before each manifest delete
+    assert registry.mutating_calls() == 0 and len(dry.done_manifests) == 2
+    assert [(m, ref) for m, _, ref in registry.log] == [
+        ("manifest_state", digest(0)),
+        ("manifest_state", digest(8)),
+    ]
     result = await execute(plan, registry, dry_run=False)
     assert result.errors == ()
     calls = [(method, ref) for method, _, ref in registry.log]

@@ -472,6 +472,7 @@ def test_bodies_needed_asks_only_what_decisions_need() -> None:
     tags = [tag("v1", dg("idx"), 0.1), tag("race", dg("unlisted"), 0.1)]
     repo = snap("app", tags, manifests)
     assert bodies_needed(repo, make_rule("app:.*", untagged=True), NOW) == {
+        dg("oci-image"),  # an image config says nothing about a `subject`: read it
         dg("oci-art"),
         dg("oci-noconf"),
         dg("idx"),
@@ -483,6 +484,7 @@ def test_bodies_needed_asks_only_what_decisions_need() -> None:
         repo, bodies={dg("idx"): ManifestBody(dg("idx"), OCI_INDEX), dg("list"): None}
     )
     assert bodies_needed(fetched, make_rule("app:.*", untagged=True), NOW) == {
+        dg("oci-image"),
         dg("oci-art"),
         dg("oci-noconf"),
         dg("weird"),

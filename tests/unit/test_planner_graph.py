@@ -79,8 +79,11 @@ class Repo:
         return digest
 
     def oci_image(self, key: object, days: float = 10, **kw: Any) -> str:
+        """An OCI image whose body was read: it has no `subject` (only the body can say)."""
         kw.setdefault("config_media_type", IMAGE_CONFIG)
-        return self.image(key, days, media_type=OCI_MANIFEST, **kw)
+        digest = self.image(key, days, media_type=OCI_MANIFEST, **kw)
+        self.bodies[digest] = ManifestBody(digest, OCI_MANIFEST)
+        return digest
 
     def snapshot(self) -> RepositorySnapshot:
         return RepositorySnapshot("app", tuple(self.tags), tuple(self.manifests), self.bodies)

@@ -134,12 +134,12 @@ async def test_rule_dry_run_overrides_a_real_run() -> None:
 
 async def test_time_budget_leaves_the_run_incomplete_and_a_second_run_continues() -> None:
     repos = tuple(f"r{i}" for i in range(20))
-    # Calls take 50 ms: the first wave of repositories (8 at a time) deletes within the 0.25 s
-    # budget, the second does not; long enough that a loaded machine's scheduling noise does
-    # not decide it.
+    # Calls take 50 ms and a repository with deletions costs 4 reads before its first delete:
+    # the first wave of repositories (8 at a time) deletes within the 0.35 s budget, the
+    # second does not; long enough that a loaded machine's scheduling does not decide it.
     registry = build(repos, delay=0.05)
     rule = make_rule("all", filters=["r.*:v.*"], ago="30d")
-    first = await run_purge(config(rule), budget_seconds=0.25, now=NOW, registry=registry)
+    first = await run_purge(config(rule), budget_seconds=0.35, now=NOW, registry=registry)
     assert not first.complete and "time budget" in (first.incomplete_reason or "")
     left = sum(len(registry.tag_names(r)) for r in repos)
     assert 20 < left < 80

@@ -1,0 +1,182 @@
+"""Pushes that land while a purge deletes, on a throttled emulator (issue 16, section 1).
+
+The repository-wide re-check happens before the delete phase; on a registry at its rate limit
+that phase lasts seconds. A pusher changes the registry once the first delete of the run is in
+flight (the emulator holds that request for a moment, as a slow registry would), so every change
+lands after that re-check and before the manifest deletes:
+
+- `promoted` is pushed onto the old image of `build-13` (planned for deletion);
+- `build-20` is re-pushed onto a new image while its tag delete is in flight;
+- `build-12` is moved to a new image, away from the old one that is still deleted.
+
+The engine reads each manifest's tags just before its own DELETE, compares the digest ACR
+answers for a tag delete (`X-Ms-Int-Docker-Content-Digest`) and puts a tag that moved back on its
+new image. The outcome is read from the emulator; the report must agree with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import threading
+import time
+from typing import Any
+
+from acr_emulator.testing import EmulatorServer
+from purge.config.settings import load_settings
+from purge.service import run_purge
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+BUILDS = range(11, 21)
+SCENARIO: dict[str, Any] = {
+    "repositories": {
+        "ci": {
+            "manifests": [
+                {
+                    "id": f"m{n}",
+                    "kind": "image",
+                    "updated": f"-{60 - n}d",
+                    # m20 is also the current `stable`: its build tag goes by a tag delete
+                    "tags": [f"build-{n}"] + ([{"name": "stable", "updated": "-1h"}] * (n == 20)),
+                }
+                for n in BUILDS
+            ]
+        }
+    }
+}
+RULES = [{"name": "ci", "filter": ["ci:^build-"], "ago": "30d", "untagged": True}]
+#: Writes per second, reads ten times as many, as ACR's limits are: the delete phase takes seconds.
+WRITE_LIMIT = 5.0
+
+
+def new_image(emu: EmulatorServer, seed: str) -> tuple[bytes, str]:
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
+    layer = hashlib.sha256(seed.encode()).digest() * 8
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": emu.push_blob(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": emu.push_blob(layer),
+                    "size": len(layer),
+                }
+            ],
+        }
+    ).encode()
+    return body, "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def tags_of(emu: EmulatorServer) -> dict[str, str]:
+    return {name: t["digest"] for name, t in emu.dump()["repositories"]["ci"]["tags"].items()}
+
+
+def body_of(emu: EmulatorServer, digest: str) -> bytes:
+    return emu._call(lambda: emu.emulator.registry.repo("ci").manifests[digest].body)
+
+
+async def test_pushes_during_the_delete_phase_lose_nothing_and_the_report_is_exact(
+    emulator_factory: Any,
+) -> None:
+    emu = emulator_factory(scenario=SCENARIO)
+    before = tags_of(emu)
+    old13, old12, old20 = before["build-13"], before["build-12"], before["build-20"]
+    new20, new20_digest = new_image(emu, "build-20 again")
+    new12, new12_digest = new_image(emu, "build-12 moved")
+    # The first delete of the run (the tag delete of build-20) is held 1 s by the registry.
+    emu.inject_fault(method="DELETE", path_regex=r"/_tags/build-20$", status=None, delay=1.0)
+    emu.set_rate_limits(reads=10 * WRITE_LIMIT, writes=WRITE_LIMIT)
+    pushed = threading.Event()
+
+    def pusher() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(e["method"] == "DELETE" for e in emu.request_log()):
+                emu.push_manifest("ci", body_of(emu, old13), OCI_MANIFEST, "promoted")
+                emu.push_manifest("ci", new20, OCI_MANIFEST, "build-20")
+                emu.push_manifest("ci", new12, OCI_MANIFEST, "build-12")
+                pushed.set()
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=pusher, daemon=True)
+    thread.start()
+    config = load_settings({
+        "PURGE_REGISTRY": emu.login_server, "PURGE_ALLOWED_HOSTS": "127.0.0.1",
+        "PURGE_CA_FILE": emu.ca_file, "PURGE_USERNAME": emu.username or "",
+        "PURGE_PASSWORD": emu.password or "", "PURGE_RULES": json.dumps(RULES),
+    })  # fmt: skip
+    report = (await run_purge(config, dry_run=False)).to_dict()
+    thread.join(10)
+    assert pushed.is_set()
+    emu.set_rate_limit(None)
+    after = tags_of(emu)
+    manifests = set(emu.dump()["repositories"]["ci"]["manifests"])
+
+    # Nothing pushed during the run was lost.
+    assert after["promoted"] == old13 and old13 in manifests  # the promoted image lives
+    assert after["build-20"] == new20_digest and new20_digest in manifests
+    assert after["build-12"] == new12_digest and new12_digest in manifests
+    assert after["stable"] == old20
+    # The rest was purged: the old build-12 image (untagged now) went too.
+    for n in set(BUILDS) - {13, 20}:
+        assert f"build-{n}" not in after or n == 12
+        assert before[f"build-{n}"] not in manifests
+
+    # The report says only what the registry removed.
+    deleted_tags = {t["tag"]: t["digest"] for t in report["deleted"]["tags"]}
+    deleted_manifests = {m["digest"]: m["tags"] for m in report["deleted"]["manifests"]}
+    for name in ("promoted", "build-13", "build-20", "build-12"):
+        assert name not in deleted_tags, name
+    assert old13 not in deleted_manifests
+    assert deleted_manifests[old12] == []  # build-12 had moved away: not removed with it
+    for name in deleted_tags:
+        assert name not in after
+    for digest, tags in deleted_manifests.items():
+        assert digest not in manifests
+        assert not set(tags) & set(after)
+    assert set(deleted_tags) == {f"build-{n}" for n in set(BUILDS) - {12, 13, 20}}
+    kept = {(k.get("tag") or k.get("digest")): k["reason"] for k in report["kept"]}
+    assert "moved" in kept["build-20"] and new20_digest[:19] in kept["build-20"]
+    assert "promoted" in kept[old13]
+    assert report["totals"]["tagsDeleted"] == len(deleted_tags)
+    assert report["totals"]["manifestsDeleted"] == len(deleted_manifests)
+
+
+def pre_delete_windows(log: list[dict[str, Any]]) -> list[float]:
+    """Seconds from each manifest's last tag read to its accepted DELETE, from the request log."""
+    read_at: dict[str, float] = {}
+    windows = []
+    for entry in log:
+        path = entry["path"]
+        if entry["method"] == "GET" and "/_manifests/" in path and entry["status"] == 200:
+            read_at[path.rsplit("/", 1)[1]] = entry["time"]
+        if entry["method"] == "DELETE" and "/manifests/" in path and entry["status"] == 202:
+            digest = path.rsplit("/", 1)[1]
+            windows.append(entry["time"] - read_at[digest])
+    return windows
+
+
+async def test_each_manifest_is_checked_just_before_its_own_delete(emulator_factory: Any) -> None:
+    emu = emulator_factory(scenario=SCENARIO)
+    emu.set_rate_limits(reads=10 * WRITE_LIMIT, writes=WRITE_LIMIT)
+    config = load_settings({
+        "PURGE_REGISTRY": emu.login_server, "PURGE_ALLOWED_HOSTS": "127.0.0.1",
+        "PURGE_CA_FILE": emu.ca_file, "PURGE_USERNAME": emu.username or "",
+        "PURGE_PASSWORD": emu.password or "", "PURGE_RULES": json.dumps(RULES),
+    })  # fmt: skip
+    report = (await run_purge(config, dry_run=False)).to_dict()
+    assert report["errors"] == []
+    windows = pre_delete_windows(emu.request_log())
+    assert len(windows) == len(BUILDS) - 1  # every deleted manifest was read right before
+    print(
+        f"re-read -> DELETE window at {WRITE_LIMIT:g} writes/s: median "
+        f"{statistics.median(windows):.3f}s, max {max(windows):.3f}s"
+    )
