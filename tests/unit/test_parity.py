@@ -46,10 +46,11 @@ def test_keep_tells_tags_400ns_apart_apart() -> None:
     newer = tag_from_json(
         {**item, "name": "zz-newer", "lastUpdateTime": "2024-04-01T00:00:00.1234567Z"}
     )
-    older = tag_from_json({**item, "name": "aa-older", "lastUpdateTime": "2024-04-01T00:00:00.1234563Z"})  # fmt: skip
-    snapshot = RepositorySnapshot(
-        "app", (older, newer), (Manifest(dg(1), DOCKER_MANIFEST, OLD, tags=("aa-older", "zz-newer")),)
-    )  # fmt: skip
+    older = tag_from_json(
+        {**item, "name": "aa-older", "lastUpdateTime": "2024-04-01T00:00:00.1234563Z"}
+    )
+    manifest = Manifest(dg(1), DOCKER_MANIFEST, OLD, tags=("aa-older", "zz-newer"))
+    snapshot = RepositorySnapshot("app", (older, newer), (manifest,))
     rule = make_rule("r", filters=["app:.*"], ago="1d", keep=1)
     plan = plan_repository(snapshot, rule, NOW)
     assert [d.tag for d in plan.tag_deletions] == ["aa-older"]
@@ -146,11 +147,11 @@ def test_docker_config_files_give_credentials(tmp_path: Path) -> None:
 
 
 def test_docker_config_problems_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(cli.BadInput, match="-c/--config .*no such file"):
+    with pytest.raises(cli.BadInput, match=r"-c/--config .*no such file"):
         config("-r", "myreg", "-c", str(tmp_path / "absent.json"), "--filter", "a:.*")
     empty = tmp_path / "empty.json"
     empty.write_text("{}")
-    with pytest.raises(cli.BadInput, match="no credentials for myreg.azurecr.io"):
+    with pytest.raises(cli.BadInput, match=r"no credentials for myreg\.azurecr\.io"):
         config("-r", "myreg", "-c", str(empty), "--filter", "a:.*")
 
 
