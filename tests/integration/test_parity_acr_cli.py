@@ -282,7 +282,7 @@ def test_bad_input_exits_two_where_acr_purge_exits_one(emu: EmulatorServer) -> N
 
 def test_readme_table_lists_every_difference_this_issue_leaves() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme.split("Compared with acr purge", 1)[1]
+    table = readme.split("## Compared with `acr purge`", 1)[1].split("\n## ", 1)[0]
     for needle in ("--concurrency 0", "--keep -1", "exit code", "--ago", "-1d", "1.5d"):
         assert needle in table, needle
 
