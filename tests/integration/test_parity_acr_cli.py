@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 import requests
@@ -320,3 +321,22 @@ def test_one_token_request_per_run(emu: EmulatorServer) -> None:
     assert ours.returncode == 0, ours.stderr
     tokens = [r for r in emu.request_log() if r["path"].startswith("/oauth2/")]
     assert len(tokens) == 1, tokens
+
+
+def test_abac_registry_falls_back_to_per_repository_scopes(emulator_factory: Any) -> None:
+    args = ("--filter", ".*:.*", "--ago", "1d", "--untagged")
+    plain = run_ours(emulator_factory(scenario=SCENARIO), *args, "--dry-run")
+    abac = emulator_factory(scenario=SCENARIO, abac=True)
+    ours = run_ours(abac, *args, "--dry-run")
+    assert ours.returncode == 0, ours.stderr
+    assert deleted_set(ours.stdout) == {
+        line.replace(line.split("/", 1)[0], abac.login_server) for line in deleted_set(plain.stdout)
+    }
+    scopes = [
+        " ".join(v for k, v in parse_qsl(r["query"]) if k == "scope")
+        for r in abac.request_log()
+        if r["path"] == "/oauth2/token"
+    ]
+    assert scopes[0] == "registry:catalog:* repository:*:*"  # the wide scope first
+    assert len(scopes) == len(set(scopes)), scopes  # then each scope once: cached
+    assert any(s.startswith("repository:kapp:") for s in scopes)
