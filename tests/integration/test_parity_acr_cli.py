@@ -177,6 +177,14 @@ def test_lines_never_wrap_on_a_pipe(emu: EmulatorServer) -> None:
     assert "┃" not in ours.stdout and "│" not in ours.stdout  # no rich table on a pipe
 
 
+def test_output_table_draws_the_tables_and_keeps_the_lines(emu: EmulatorServer) -> None:
+    args = ("--filter", "hello-world:.*", "--ago", "1d", "--untagged", "--dry-run")
+    table = run_ours(emu, *args, "--output", "table")
+    text = run_ours(emu, *args)
+    assert table.returncode == 0 and "┃" in table.stdout and "Action" in table.stdout
+    assert acr_lines(table.stdout) == acr_lines(text.stdout)
+
+
 def test_empty_sections_and_several_filters(emu: EmulatorServer) -> None:
     compare_dry(emu, "--filter", "team/web:nomatch", "--ago", "1d", "--untagged")
     compare_dry(emu, "--filter", "team/web:.*", "--filter", "kapp:x1", "--ago", "1d")
@@ -266,7 +274,7 @@ def test_repository_page_size_is_the_catalog_page_size(emu: EmulatorServer) -> N
 def test_ago_values_acr_purge_accepts_are_refused_here(emu: EmulatorServer, ago: str) -> None:
     ours = run_ours(emu, "--filter", "kapp:.*", "--ago", ago, "--dry-run")
     assert ours.returncode == 2
-    assert f"--ago {ago!r}" in ours.stderr and "allowed" in ours.stderr
+    assert f"--ago {ago!r}" in ours.stderr and "expected [N]d" in ours.stderr
     assert deleted_set(ours.stdout) == set()
     theirs = run_acr_cli(emu, "--filter", "kapp:.*", "--ago", ago, "--dry-run")
     assert theirs.returncode == 0  # acr purge accepts it (and caps or inverts it)

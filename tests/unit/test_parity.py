@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from purge import cli, rules
-from purge.acr import manifest_from_json, tag_from_json
-from purge.command import parse_purge_command
+from purge.cli import main as cli
+from purge.config import rules
+from purge.config.command import parse_purge_command
+from purge.config.rules import RuleError, make_rule
+from purge.config.settings import ConfigError, load_settings
 from purge.isotime import parse_ticks, parse_utc
 from purge.model import DOCKER_MANIFEST, Manifest, RepositorySnapshot, Tag
 from purge.planner import plan_repository
-from purge.rules import RuleError, make_rule
-from purge.settings import ConfigError, load_settings
+from purge.registry.wire import manifest_from_json, tag_from_json
 
 UTC = timezone.utc
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -168,7 +169,7 @@ def test_verbose_filter_timeout_and_page_size_are_honoured() -> None:
         *("--filter-timeout-seconds", "7", "--repository-page-size", "50"),
     )
     assert got.rules[0].filters[0].timeout == 7
-    assert got.repository_page_size == 50
+    assert got.connection.catalog_page_size == 50
     (rule,) = parse_purge_command("acr purge --filter a:.* --filter-timeout-seconds 9", None)
     assert rule.filters[0].timeout == 9
 
