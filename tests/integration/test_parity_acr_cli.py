@@ -69,12 +69,20 @@ def needs_acr_cli() -> None:
         pytest.skip(f"acr-cli not found at {ACR_CLI} (../shared/ is laid out beside CI checkouts)")
 
 
-def run_acr_cli(emu: EmulatorServer, *args: str, auth: Sequence[str] | None = None) -> Any:
+def run_acr_cli(
+    emu: EmulatorServer,
+    *args: str,
+    auth: Sequence[str] | None = None,
+    default_registry: str | None = None,
+) -> Any:
     needs_acr_cli()
     env = {**os.environ, "SSL_CERT_FILE": emu.ca_file}
     env.pop("ACR_DEFAULT_REGISTRY", None)
+    where = ["-r", emu.login_server]
+    if default_registry is not None:
+        env["ACR_DEFAULT_REGISTRY"], where = default_registry, []
     creds = list(auth) if auth is not None else ["-u", "admin", "-p", "s3cret-admin"]
-    cmd = [str(ACR_CLI), "purge", "-r", emu.login_server, *creds, *args]
+    cmd = [str(ACR_CLI), "purge", *where, *creds, *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -254,17 +262,41 @@ def test_refresh_token_mode(emu: EmulatorServer) -> None:
     compare_dry(emu, "--filter", "kapp:x1", "--ago", "1d", auth=["-u", zero, "-p", token])
 
 
-def test_verbose_is_accepted(emu: EmulatorServer) -> None:
+def test_verbose_and_filter_timeout_are_accepted(emu: EmulatorServer) -> None:
     compare_dry(emu, "--filter", "kapp:x1", "--ago", "1d", "--verbose")
+    compare_dry(emu, "--filter", "kapp:x1", "--ago", "1d", "--filter-timeout-seconds", "5")
+
+
+def catalog_page_sizes(emu: EmulatorServer) -> list[str]:
+    return [
+        dict(parse_qsl(r["query"])).get("n", "")
+        for r in emu.request_log()
+        if r["path"] in ("/v2/_catalog", "/acr/v1/_catalog")
+    ]
 
 
 def test_repository_page_size_is_the_catalog_page_size(emu: EmulatorServer) -> None:
     emu.reset_log()
     ours = run_ours(emu, "--filter", ".*:x1", "--ago", "1d", "--repository-page-size", "1")
     assert ours.returncode == 0, ours.stderr
-    catalog = [r for r in emu.request_log() if "_catalog" in r["path"]]
-    assert len(catalog) >= 3  # three repositories, one a page
-    assert all("n=1" in r.get("query", "") for r in catalog[:1]), catalog
+    sizes = catalog_page_sizes(emu)
+    assert len(sizes) >= 3 and set(sizes) == {"1"}, sizes  # three repositories, one a page
+    emu.reset_log()
+    theirs = run_acr_cli(emu, "--filter", ".*:x1", "--ago", "1d", "--repository-page-size", "1")
+    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
+    assert len(catalog_page_sizes(emu)) >= 3 and set(catalog_page_sizes(emu)) == {"1"}
+
+
+def test_acr_default_registry_from_the_environment(emu: EmulatorServer) -> None:
+    args = ("--filter", "kapp:x1", "--ago", "1d", "--dry-run")
+    env = {"ACR_DEFAULT_REGISTRY": emu.login_server}
+    flags = ["--ca-file", emu.ca_file, "--allowed-host", "127.0.0.1"]
+    ours = run_ours(emu, *args, env=env, registry=flags)
+    assert ours.returncode == 0, ours.stderr
+    theirs = run_acr_cli(emu, *args, default_registry=emu.login_server)
+    assert theirs.returncode == 0, theirs.stdout + theirs.stderr
+    assert acr_lines(ours.stdout) == acr_lines(theirs.stdout)
+    assert deleted_set(ours.stdout) == {f"{emu.login_server}/kapp:x1"}
 
 
 # --- 6. exit codes and --ago differences (README's table lists each) ---------------------------
