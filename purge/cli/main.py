@@ -143,7 +143,7 @@ def _positive_float(text: str) -> float:
 
 #: Appended to a dotless `-r myregistry` (and ACR_DEFAULT_REGISTRY), as acr purge does.
 DEFAULT_REGISTRY_SUFFIX = ".azurecr.io"
-#: Settings the app reads that `run` reads too; its flags are the rule, and it has no timer.
+#: App settings `run` does not read: its flags are the rule, and it has no timer.
 _NOT_FOR_RUN = ("PURGE_RULES", "PURGE_COMMAND", "PURGE_SCHEDULE")
 
 
