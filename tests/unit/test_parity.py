@@ -244,3 +244,23 @@ def test_untrusted_host_message_names_the_flag_and_the_setting(
     err = capsys.readouterr().err
     assert code == 2
     assert "--allowed-host" in err and "PURGE_ALLOWED_HOSTS" in err, err
+
+
+# --- 9. the wide token: does the registry grant every repository? -----------------------------
+
+
+def jwt(claims: dict[str, object]) -> str:
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+    return f"eyJhbGciOiJSUzI1NiJ9.{body}.sig"
+
+
+def test_grants_every_repository_reads_the_access_claim() -> None:
+    from purge.registry.tokens import grants_every_repository
+
+    wide = [{"type": "registry", "name": "catalog", "actions": ["*"]},
+            {"type": "repository", "name": "*", "actions": ["*"]}]  # fmt: skip
+    assert grants_every_repository(jwt({"access": wide})) is True  # ACR's spelling
+    assert grants_every_repository(jwt({"access": [{"Type": "repository", "Name": "*"}]})) is True
+    abac = [{"type": "registry", "name": "catalog", "actions": ["*"]}]  # wildcard refused
+    assert grants_every_repository(jwt({"access": abac})) is False
+    assert grants_every_repository("opaque-token") is None  # unknown: try it and see
