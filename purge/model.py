@@ -53,6 +53,11 @@ class Tag:
     created: datetime | None = None
     delete_enabled: bool = True
     write_enabled: bool = True
+    #: `lastUpdateTime` in 100 ns ticks (all of ACR's digits), for ordering; None: derive it.
+    updated_ticks: int | None = None
+    #: Position in the registry's `orderby=timedesc` listing: `--keep`'s tie-break, as in
+    #: acr purge; None when the listing did not say.
+    listed: int | None = None
 
     @property
     def locked(self) -> bool:
@@ -76,6 +81,8 @@ class Manifest:
     config_media_type: str | None = None
     delete_enabled: bool = True
     write_enabled: bool = True
+    #: `lastUpdateTime` in 100 ns ticks (all of ACR's digits), for ordering; None: derive it.
+    updated_ticks: int | None = None
 
     @property
     def locked(self) -> bool:

@@ -18,7 +18,7 @@ import functools
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from purge.config import rules
 from purge.config.rules import (
@@ -140,17 +140,27 @@ def _names(ordered: Sequence[str]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Ordering: newest first by last_updated (missing times last), ties by name/digest.
+# Ordering: newest first by lastUpdateTime in full 100 ns precision (missing times last); ties
+# in the registry's timedesc listing order, as acr purge keeps them, then by name/digest.
+
+_NO_POSITION = 1 << 62
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _tag_key(tag: Tag) -> tuple[bool, float, str, str]:
+def _ticks(moment: datetime, ticks: int | None) -> int:
+    return ticks if ticks is not None else (moment - _EPOCH) // timedelta(microseconds=1) * 10
+
+
+def _tag_key(tag: Tag) -> tuple[bool, int, int, str, str]:
     lu = tag.last_updated
-    return (lu is None, -lu.timestamp() if lu else 0.0, tag.name, tag.digest)
+    newest = -_ticks(lu, tag.updated_ticks) if lu else 0
+    listed = tag.listed if tag.listed is not None else _NO_POSITION
+    return (lu is None, newest, listed, tag.name, tag.digest)
 
 
-def _manifest_key(manifest: Manifest) -> tuple[bool, float, str]:
+def _manifest_key(manifest: Manifest) -> tuple[bool, int, str]:
     lu = manifest.last_updated
-    return (lu is None, -lu.timestamp() if lu else 0.0, manifest.digest)
+    return (lu is None, -_ticks(lu, manifest.updated_ticks) if lu else 0, manifest.digest)
 
 
 def _dedupe_manifests(manifests: Iterable[Manifest]) -> list[Manifest]:
@@ -554,6 +564,8 @@ class _Graph:
             if tag.digest not in p.by_digest and tag.name not in self.deleted_tags:
                 self._mark(tag.digest, f"tagged {tag.name}")
         self._walk()
+        if p.rule.untagged_only and p.rule.keep:
+            self._keep_newest_untagged(p.rule.keep)
         self.deleted = {m.digest for m in self.candidates if m.digest not in self.kept}
         problem = self._unknown_edge() if self.deleted else None
         if problem is not None:
@@ -565,6 +577,17 @@ class _Graph:
                 for name in names:
                     c = p.cosign[name]
                     self.cosign_keeps.setdefault(name, f"{c.kind} of {short(subject)}")
+
+    def _keep_newest_untagged(self, keep: int) -> None:
+        """`--untagged-only --keep N`: the N newest deletable untagged manifests stay (acr purge).
+
+        Counted after the graph kept what it must, so a child of a kept index does not use up
+        the count; what a kept one references stays with it.
+        """
+        deletable = [m for m in self.candidates if m.digest not in self.kept]  # newest first
+        for m in deletable[:keep]:
+            self._mark(m.digest, f"kept by --keep {keep} (newest untagged)")
+        self._walk()
 
     def _walk(self) -> None:
         p = self.p

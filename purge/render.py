@@ -6,6 +6,7 @@ The JSON report (purge.report) is what machines and the Functions host read.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -24,8 +25,20 @@ _STATUS_TEXT = {
 }
 
 
-def render_text(report: Report, width: int = 120) -> str:
-    """Tables per repository, errors, acr purge's lines and the summary, as plain text."""
+#: acr purge's first line in a dry run.
+DRY_RUN_BANNER = (
+    "DRY RUN: The following output shows what WOULD be deleted if the purge command was "
+    "executed. Nothing is deleted."
+)
+
+
+def render_text(report: Report, width: int | None = 120) -> str:
+    """The tables, then acr purge's lines and the summary: for a terminal and the demo."""
+    return tables_text(report, width) + lines_text(report)
+
+
+def tables_text(report: Report, width: int | None = 120) -> str:
+    """A table per repository (every decision with its reason) and one of errors."""
     out = io.StringIO()
     console = Console(file=out, width=width, color_system=None, highlight=False)
     for table in _repository_tables(report):
@@ -37,21 +50,28 @@ def render_text(report: Report, width: int = 120) -> str:
         for e in report.errors:
             table.add_row(e["repository"], e["ref"], e["error"])
         console.print(table)
-    for rule in report.rules.values():
-        if rule.blocked:
-            console.print(f"Rule {rule.name!r} deleted nothing: {rule.blocked}")
-    console.print(acr_purge_lines(report), markup=False)
-    console.print(
+    return out.getvalue()
+
+
+def lines_text(report: Report) -> str:
+    """acr purge's lines, then this project's own, as plain lines: never wrapped.
+
+    This is what `--output text` prints on stdout, where scripts read it; rich is not involved,
+    so a long repository name or a digest stays on its line whatever the terminal's width.
+    """
+    lines = acr_purge_lines(report).split("\n")
+    lines += [
+        f"Rule {r.name!r} deleted nothing: {r.blocked}" for r in report.rules.values() if r.blocked
+    ]
+    lines += [f"Error: {e['repository']} {e['ref']}: {e['error']}" for e in report.errors]
+    lines.append(
         f"Estimated space freed: {human_bytes(report.bytes_freed)} (an upper bound: layers "
-        "shared with kept images stay)",
-        markup=False,
+        "shared with kept images stay)"
     )
     if not report.complete:
-        console.print(
-            f"Incomplete: {report.incomplete_reason}. Run again to continue.", markup=False
-        )
-    console.print(report.summary_line(), markup=False)
-    return out.getvalue()
+        lines.append(f"Incomplete: {report.incomplete_reason}. Run again to continue.")
+    lines.append(report.summary_line())
+    return "\n".join(lines) + "\n"
 
 
 def _repository_tables(report: Report) -> list[Table]:
@@ -85,26 +105,46 @@ def _repository_tables(report: Report) -> list[Table]:
 
 
 def acr_purge_lines(report: Report) -> str:
-    """`Would delete: ...` / `Deleted ...` and the `Number of ...` lines, as acr purge prints."""
-    lines: list[str] = []
+    """acr purge's own output, line for line, so that scripts that read it keep working.
+
+    The dry-run banner; per rule, its repositories in name order, each with acr purge's
+    section headers (`Would delete tags for repository: X`, `Deleting manifests for
+    repository: X`) and a line per deletion with the whole name and digest; a blank line; the
+    two counts. A repository's lines keep the plan's order (acr purge's vary between runs).
+    """
+    lines = [DRY_RUN_BANNER] if report.dry_run else []
+    done: dict[tuple[str, str, str], list[str]] = {}
+
+    def add(entry: dict[str, Any], kind: str, ref: str) -> None:
+        prefix = "Would delete: " if entry["dryRun"] else "Deleted "
+        key = (entry["rule"], entry["repository"], kind)
+        done.setdefault(key, []).append(f"{prefix}{report.registry}/{entry['repository']}{ref}")
+
+    for t in report.deleted_tags:
+        add(t, "tags", f":{t['tag']}")
+    for m in report.deleted_manifests:
+        add(m, "manifests", f"@{m['digest']}")
+    for rule in report.rules.values():
+        verb = "Would delete" if rule.dry_run else "Deleting"
+        phases = (("tags", rule.deletes_tags), ("manifests", rule.deletes_manifests))
+        listed = {repository for (name, repository, _) in done if name == rule.name}
+        for repository in sorted(rule.repository_names | listed):
+            for kind, phase in phases:
+                if phase or (rule.name, repository, kind) in done:
+                    lines.append(f"{verb} {kind} for repository: {repository}")
+                    lines += done.get((rule.name, repository, kind), [])
+    if report.unlisted:
+        lines.append(f"(the report lists the first {len(report.entries)} planned deletions)")
+    lines.append("")
     for dry in (True, False):
-        tags = [t for t in report.deleted_tags if t["dryRun"] is dry]
-        manifests = [m for m in report.deleted_manifests if m["dryRun"] is dry]
-        tag_count = report.done.get(("tag", dry), 0)
-        manifest_count = report.done.get(("manifest", dry), 0)
-        if dry and not (tag_count or manifest_count) and not report.dry_run:
+        tags = report.done.get(("tag", dry), 0)
+        manifests = report.done.get(("manifest", dry), 0)
+        if dry != report.dry_run and not (tags or manifests):
             continue
-        if not dry and report.dry_run and not (tag_count or manifest_count):
-            continue
-        prefix = "Would delete: " if dry else "Deleted "
-        lines += [f"{prefix}{report.registry}/{t['repository']}:{t['tag']}" for t in tags]
-        lines += [f"{prefix}{report.registry}/{m['repository']}@{m['digest']}" for m in manifests]
-        if report.unlisted:
-            lines.append(f"(the report lists the first {len(report.entries)} planned deletions)")
         if dry:
-            lines.append(f"Number of tags to be deleted: {tag_count}")
-            lines.append(f"Number of manifests to be deleted: {manifest_count}")
+            lines.append(f"Number of tags to be deleted: {tags}")
+            lines.append(f"Number of manifests to be deleted: {manifests}")
         else:
-            lines.append(f"Number of deleted tags: {tag_count}")
-            lines.append(f"Number of deleted manifests: {manifest_count}")
+            lines.append(f"Number of deleted tags: {tags}")
+            lines.append(f"Number of deleted manifests: {manifests}")
     return "\n".join(lines)

@@ -51,6 +51,11 @@ class _RuleSummary:
     manifests_deleted: int = 0
     errors: int = 0
     blocked: str | None = None
+    #: Which of acr purge's phases the rule has, for its section headers.
+    deletes_tags: bool = True
+    deletes_manifests: bool = False
+    #: The repositories the rule covered (each gets acr purge's section headers).
+    repository_names: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -89,8 +94,17 @@ class Report:
 
     # --- collecting --------------------------------------------------------------------
 
-    def start_rule(self, name: str, dry_run: bool) -> None:
-        self.rules[name] = _RuleSummary(name, dry_run)
+    def start_rule(
+        self,
+        name: str,
+        dry_run: bool,
+        *,
+        deletes_tags: bool = True,
+        deletes_manifests: bool = False,
+    ) -> None:
+        self.rules[name] = _RuleSummary(
+            name, dry_run, deletes_tags=deletes_tags, deletes_manifests=deletes_manifests
+        )
 
     def add_error(self, repository: str, ref: str, error: str, *, rule: str | None = None) -> None:
         self.errors.append({"repository": repository, "ref": ref, "error": error, "rule": rule})
@@ -133,6 +147,7 @@ class Report:
         )
         for plan in plans:
             summary.repositories += 1
+            summary.repository_names.add(plan.repository)
             summary.planned += plan.deletion_count
             self.add_kept(plan)
             self.add_planning_errors(plan)
@@ -143,6 +158,7 @@ class Report:
         plan = result.plan
         summary = self.rules.setdefault(plan.rule, _RuleSummary(plan.rule, result.dry_run))
         summary.repositories += 1
+        summary.repository_names.add(plan.repository)
         summary.planned += plan.deletion_count
         counts = self._repository(plan.repository)
         self.add_kept(plan)

@@ -189,7 +189,12 @@ class _PurgeRun:
             if self.out_of_time():
                 return
             dry = dry_run(rule)
-            self.report.start_rule(rule.name, dry)
+            self.report.start_rule(
+                rule.name,
+                dry,
+                deletes_tags=not rule.untagged_only,
+                deletes_manifests=rule.untagged or rule.untagged_only,
+            )
             matching = self._matching(rule, repositories)
             self.progress(f"rule {rule.name!r}: {len(matching)} repositories match")
             if rule.max_deletions is not None:

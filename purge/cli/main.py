@@ -11,16 +11,20 @@ import argparse
 import asyncio
 import importlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TextIO
 
 from purge import __version__
-from purge.config.hosts import HostError, parse_login_server
-from purge.config.settings import Config, ConfigError, Connection
+from purge.cli.docker_config import Login, login_from_files, login_from_user
+from purge.config.command import attach_signed_values
+from purge.config.hosts import AZURE_REGISTRY_SUFFIXES, HostError, is_allowed, parse_login_server
+from purge.config.settings import Config, ConfigError, Connection, load_settings
 
 EXIT_OK = 0
 EXIT_RUN_ERRORS = 1
@@ -37,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
-        ns = parser.parse_args(args)
+        ns = parser.parse_args(attach_signed_values(args))
     except SystemExit as exc:  # argparse already printed a usage message
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
     command: Callable[[argparse.Namespace], int] = ns.handler
@@ -102,9 +106,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """acr purge's rule flags (shared with PURGE_COMMAND parsing), then the CLI's own flags."""
     from purge.config.command import add_rule_arguments
 
-    add_rule_arguments(parser)  # -r, -u, -p, --dry-run, --concurrency and the rule flags
+    add_rule_arguments(parser)  # -r, -u, -p, -c, --dry-run, --concurrency and the rule flags
     add = parser.add_argument
-    add("--output", choices=("text", "json"), default="text", help="report format")
+    add(
+        "--output",
+        choices=("text", "json", "table"),
+        default="text",
+        help="text: acr purge's lines, plain (a terminal's stderr also gets the tables); "
+        "json: the report; table: the tables and the lines",
+    )
     add("--ca-file", metavar="PEM", help="extra CA bundle to trust (local emulator)")
     add(
         "--allowed-host",
@@ -131,13 +141,29 @@ def _positive_float(text: str) -> float:
 # --- run -----------------------------------------------------------------------------------
 
 
+#: Appended to a dotless `-r myregistry` (and ACR_DEFAULT_REGISTRY), as acr purge does.
+DEFAULT_REGISTRY_SUFFIX = ".azurecr.io"
+#: App settings `run` does not read: its flags are the rule, and it has no timer.
+_NOT_FOR_RUN = ("PURGE_RULES", "PURGE_COMMAND", "PURGE_SCHEDULE")
+
+
 def resolve_registry(value: str | None, environ: Mapping[str, str]) -> str:
-    """The login server from `-r` (or PURGE_REGISTRY), as host[:port]."""
+    """The login server: `-r`, else PURGE_REGISTRY, else ACR_DEFAULT_REGISTRY; host[:port].
+
+    A dotless name from `-r` or ACR_DEFAULT_REGISTRY gets `.azurecr.io`, as in acr purge.
+    """
     configured = environ.get("PURGE_REGISTRY", "").strip()
+    default = environ.get("ACR_DEFAULT_REGISTRY", "").strip()
+    where = "-r/--registry"
     if value is None or value.strip() == "":
-        if not configured:
-            raise BadInput("-r/--registry is required (or set PURGE_REGISTRY)")
-        value = configured
+        if configured:
+            value, where = configured, "PURGE_REGISTRY"
+        elif default:
+            value, where = default, "ACR_DEFAULT_REGISTRY"
+        else:
+            raise BadInput(
+                "-r/--registry is required (or set PURGE_REGISTRY or ACR_DEFAULT_REGISTRY)"
+            )
     value = value.strip()
     if value == REGISTRY_PLACEHOLDER:
         if not configured:
@@ -145,43 +171,95 @@ def resolve_registry(value: str | None, environ: Mapping[str, str]) -> str:
                 f"-r {REGISTRY_PLACEHOLDER} is an ACR Task placeholder; outside a task set "
                 "PURGE_REGISTRY to the registry's login server, or pass -r myreg.azurecr.io"
             )
-        value = configured
+        value, where = configured, "PURGE_REGISTRY"
     try:
-        return parse_login_server(value)
+        value = parse_login_server(value)
     except HostError as exc:
-        raise BadInput(f"-r/--registry {value!r}: {exc}") from exc
+        raise BadInput(f"{where} {value!r}: {exc}") from exc
+    if where != "PURGE_REGISTRY" and "." not in value and ":" not in value:
+        value += DEFAULT_REGISTRY_SUFFIX
+    return value
 
 
 def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    """The run's Config: the same PURGE_* settings as the app, where a flag is given it wins."""
     from purge.config.command import rule_from_namespace
+    from purge.config.rules import RuleProblems
 
     login_server = resolve_registry(getattr(ns, "registry", None), environ)
     try:
         rule = rule_from_namespace(ns, "cli")
+    except RuleProblems as exc:
+        raise BadInput("; ".join(exc.as_flags())) from exc
     except ValueError as exc:
         raise BadInput(str(exc)) from exc
     if ns.ca_file is not None and not os.path.isfile(ns.ca_file):
         raise BadInput(f"--ca-file {ns.ca_file!r}: no such file")
-    if (ns.username is None) != (ns.password is None):
-        raise BadInput("-u/--username and -p/--password go together: give both or neither")
-    connection = Connection(
-        login_server=login_server,
-        allowed_hosts=tuple(ns.allowed_host),
-        username=ns.username,
-        password=ns.password,
-        ca_file=ns.ca_file,
+    env = {
+        name: value
+        for name, value in environ.items()
+        if (name.upper().startswith("PURGE_") or name == "AZURE_CLIENT_ID")
+        and name not in _NOT_FOR_RUN
+    }
+    flags = {
+        "PURGE_REGISTRY": login_server,
+        "PURGE_ALLOWED_HOSTS": ",".join(ns.allowed_host) or None,
+        "PURGE_CA_FILE": ns.ca_file,
+        "PURGE_CONCURRENCY": None if ns.concurrency is None else str(ns.concurrency),
+        "PURGE_TIME_BUDGET": None if ns.time_budget is None else str(ns.time_budget),
+        "PURGE_DRY_RUN": "true" if ns.dry_run else None,
+    }
+    env.update({name: value for name, value in flags.items() if value is not None})
+    _check_trusted(login_server, env.get("PURGE_ALLOWED_HOSTS", ""))
+    try:
+        config = load_settings(env, require_rules=False)
+    except ConfigError as exc:
+        raise BadInput("; ".join(exc.errors)) from exc
+    login = _login(ns, config.connection)
+    connection = replace(
+        config.connection,
+        username=login.username,
+        password=login.password,
+        refresh_token=login.refresh_token,
+        catalog_page_size=ns.repository_page_size,
     )
-    return Config(
-        connection=connection,
-        rules=(rule,),
-        dry_run=bool(ns.dry_run),
-        concurrency=ns.concurrency,
-        time_budget=ns.time_budget,
-    )
+    return replace(config, connection=connection, rules=(rule,))
+
+
+def _check_trusted(login_server: str, allowed: str) -> None:
+    """Refuse an untrusted host with a message naming both ways to trust it."""
+    hosts = tuple(host.strip() for host in allowed.split(",") if host.strip())
+    if not is_allowed(login_server, hosts):
+        suffixes = ", ".join(AZURE_REGISTRY_SUFFIXES)
+        raise BadInput(
+            f"-r/--registry {login_server!r}: credentials are only sent to hosts ending in "
+            f"{suffixes} or trusted explicitly: pass --allowed-host {login_server} or set "
+            f"PURGE_ALLOWED_HOSTS={login_server} (trusted now: {', '.join(hosts) or 'none'})"
+        )
+
+
+def _login(ns: argparse.Namespace, connection: Connection) -> Login:
+    """`-u/-p` first, then `-c` files, then PURGE_USERNAME/PURGE_PASSWORD; else Azure AD."""
+    if ns.username is not None or ns.password is not None:
+        if ns.username is None or not ns.password:
+            raise BadInput("-u/--username and -p/--password go together: give both or neither")
+        return login_from_user(ns.username, ns.password)
+    if ns.config:
+        try:
+            return login_from_files(ns.config, connection.login_server)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from exc
+    if connection.username is not None and connection.password is not None:
+        return login_from_user(connection.username, connection.password)
+    return Login()
 
 
 def run_command(ns: argparse.Namespace, *, environ: Mapping[str, str] | None = None) -> int:
     config = config_from_namespace(ns, os.environ if environ is None else environ)
+    if ns.verbose:
+        logging.basicConfig(
+            level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+        )
     from purge.service import run_purge
 
     with progress_reporter(sys.stderr) as progress:
@@ -191,10 +269,14 @@ def run_command(ns: argparse.Namespace, *, environ: Mapping[str, str] | None = N
             raise BadInput(str(exc)) from exc
     if ns.output == "json":
         print(json.dumps(report.to_dict(), indent=2, default=str))
-    else:
-        from purge.render import render_text
+        return EXIT_RUN_ERRORS if report.errors else EXIT_OK
+    from purge import render
 
-        print(render_text(report), end="")
+    if ns.output == "table":
+        print(render.tables_text(report, width=None), end="")
+    elif sys.stderr.isatty():  # a person watching: the tables there, the pipe unchanged
+        print(render.tables_text(report, width=None), end="", file=sys.stderr)
+    print(render.lines_text(report), end="")
     return EXIT_RUN_ERRORS if report.errors else EXIT_OK
 
 

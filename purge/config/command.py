@@ -14,14 +14,11 @@ from typing import Any, NoReturn
 
 from purge.config.hosts import HostError, parse_login_server
 from purge.config.rules import (
-    MaxDeletions,
     Rule,
     RuleError,
     RuleProblems,
     default_rule_name,
     make_rule,
-    parse_duration,
-    parse_max_deletions,
 )
 
 log = logging.getLogger(__name__)
@@ -79,13 +76,23 @@ def _int_in(low: int, high: int | None) -> Any:
 def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     """Add acr purge's flags and ours to `parser`. Destinations are the flag names in snake case.
 
-    Registry and credentials (`-r`, `-u`, `-p`), `--concurrency` and `--dry-run` are for the
-    caller to use; `--timeout`, `--filter-timeout-seconds` and `--repository-page-size` are
-    accepted for compatibility and ignored (this engine pages and times out on its own).
+    Registry and credentials (`-r`, `-u`, `-p`, `-c`), `--concurrency`, `--dry-run`,
+    `--verbose` and `--repository-page-size` are for the caller to use; `--timeout` is accepted
+    for compatibility and ignored. `--ago` and `--max-deletions` are checked by make_rule, so
+    that their messages name the flag and the value as written.
     """
     parser.add_argument("-r", "--registry", help="login server, e.g. myregistry.azurecr.io")
     parser.add_argument("-u", "--username", help="ACR admin user or token name")
     parser.add_argument("-p", "--password", help="its password (never printed)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Docker config file with the registry's credentials (repeatable)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="log each step on stderr")
     parser.add_argument(
         "-f",
         "--filter",
@@ -96,7 +103,6 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ago",
-        type=_typed(parse_duration),
         default=None,
         metavar="DURATION",
         help="only what was last updated before now minus this, e.g. 30d, 1d3h6m (default 1d)",
@@ -134,13 +140,13 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
         "--filter-timeout-seconds",
         type=_int_in(1, None),
         default=None,
-        help="accepted for acr purge; ignored (matches time out after a few seconds and keep)",
+        help="seconds one regex match may take (default 2); past it the item is kept",
     )
     parser.add_argument(
         "--repository-page-size",
         type=_int_in(1, None),
         default=None,
-        help="accepted for acr purge; ignored (the engine pages on its own)",
+        help="repositories per catalog page (default: 1000, the most ACR serves)",
     )
     parser.add_argument(
         "--protect",
@@ -151,7 +157,6 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-deletions",
-        type=_typed(parse_max_deletions),
         default=None,
         metavar="N|P%",
         help="delete nothing for a rule whose plan exceeds N deletions or P%% of what it lists",
@@ -164,18 +169,8 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
 
 def rule_from_namespace(ns: argparse.Namespace, name: str) -> Rule:
     """The Rule that parsed flags describe; `--name`, when given, overrides `name`."""
-    ignored = [
-        flag
-        for flag, dest in (
-            ("--timeout", "timeout"),
-            ("--filter-timeout-seconds", "filter_timeout_seconds"),
-            ("--repository-page-size", "repository_page_size"),
-        )
-        if getattr(ns, dest, None) is not None
-    ]
-    if ignored:
-        log.info("acr purge flags accepted and ignored: %s", ", ".join(ignored))
-    max_deletions: MaxDeletions | None = ns.max_deletions
+    if getattr(ns, "timeout", None) is not None:
+        log.info("acr purge flag accepted and ignored: --timeout")
     return make_rule(
         ns.name or name,
         filters=ns.filter,
@@ -185,10 +180,30 @@ def rule_from_namespace(ns: argparse.Namespace, name: str) -> Rule:
         untagged_only=ns.untagged_only,
         include_locked=ns.include_locked,
         protect=ns.protect,
-        max_deletions=max_deletions,
+        max_deletions=ns.max_deletions,
         schedule=ns.schedule,
         dry_run=True if ns.dry_run else None,
+        filter_timeout=ns.filter_timeout_seconds,
     )
+
+
+#: Flags whose value may start with '-' (`--ago -1d`): pflag, acr purge's parser, takes the next
+#: word as the value; argparse would take it for a flag and say "expected one argument".
+_SIGNED_VALUE_FLAGS = ("--ago", "--keep", "--concurrency", "--max-deletions")
+
+
+def attach_signed_values(args: Sequence[str]) -> list[str]:
+    """`--ago -1d` -> `--ago=-1d`, so that the value reaches its check and gets a clear message."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] in _SIGNED_VALUE_FLAGS and i + 1 < len(args) and args[i + 1].startswith("-"):
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -233,7 +248,7 @@ def parse_purge_command(cmd: str, registry: str | None) -> tuple[Rule, ...]:
         try:
             rules.append(_parse_one(tokens, registry, default_rule_name(number - 1)))
         except RuleProblems as exc:
-            raise RuleError(f"command {number}: " + "; ".join(exc.problems)) from exc
+            raise RuleError(f"command {number}: " + "; ".join(exc.as_flags())) from exc
         except RuleError as exc:
             raise RuleError(f"command {number}: {exc}") from exc
     return tuple(rules)
@@ -246,12 +261,15 @@ def _parse_one(tokens: Sequence[str], registry: str | None, name: str) -> Rule:
     for i in range(len(args) - 1):
         if args[i : i + 2] == ["acr", "purge"]:
             raise RuleError("found a second 'acr purge': join commands with '&&' or ';'")
-    ns = make_parser().parse_args(args)
-    if ns.username is not None or ns.password is not None:
+    ns = make_parser().parse_args(attach_signed_values(args))
+    if ns.username is not None or ns.password is not None or ns.config:
         raise RuleError(
-            "-u/--username and -p/--password are not used here: the function signs in with "
-            "its managed identity (AZURE_CLIENT_ID selects a user-assigned one); remove them"
+            "-u/--username, -p/--password and -c/--config are not used here: the function "
+            "signs in with its managed identity (AZURE_CLIENT_ID selects a user-assigned one); "
+            "remove them"
         )
+    if ns.repository_page_size is not None:
+        log.info("--repository-page-size in PURGE_COMMAND: the app pages its catalog at 1000")
     if ns.registry is not None and registry is not None:
         _check_registry(ns.registry, registry)
     return rule_from_namespace(ns, name)

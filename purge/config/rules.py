@@ -6,7 +6,7 @@ The dataclasses below are what the planner, the settings and the CLI share.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from fractions import Fraction
@@ -35,6 +35,8 @@ class TagFilter:
     text: str
     repository: Any  # regex.Pattern[str], anchored as acr purge anchors it
     tag: Any  # regex.Pattern[str]
+    #: Seconds one match may take (`--filter-timeout-seconds`); None: MATCH_TIMEOUT_SECONDS.
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,15 @@ MATCH_TIMEOUT_SECONDS = 2.0
 
 def repository_matches(rule: Rule, repository: str) -> bool:
     """True when any filter's repository pattern matches the whole name."""
-    return any(_run(f.repository.fullmatch, repository, f.text) for f in rule.filters)
+    return any(_run(f.repository.fullmatch, repository, f.text, f.timeout) for f in rule.filters)
 
 
 def filters_for(rule: Rule, repository: str) -> tuple[TagFilter, ...]:
     """The rule's filters whose repository pattern matches the whole name (raises
     MatchTimeout): their tag patterns are the ones `tag_search` tries in that repository."""
-    return tuple(f for f in rule.filters if _run(f.repository.fullmatch, repository, f.text))
+    return tuple(
+        f for f in rule.filters if _run(f.repository.fullmatch, repository, f.text, f.timeout)
+    )
 
 
 def tag_search(filters: Sequence[TagFilter], tag: str) -> bool:
@@ -82,7 +86,7 @@ def tag_search(filters: Sequence[TagFilter], tag: str) -> bool:
     The planner selects a repository's filters once and then calls this per tag, so that a
     million tags do not each re-match the repository name.
     """
-    return any(_run(f.tag.search, tag, f.text) for f in filters)
+    return any(_run(f.tag.search, tag, f.text, f.timeout) for f in filters)
 
 
 def protected_by(rule: Rule, tag: str) -> str | None:
@@ -93,31 +97,88 @@ def protected_by(rule: Rule, tag: str) -> str | None:
     return None
 
 
-def _run(method: Any, text: str, source: str) -> bool:
+def _run(method: Any, text: str, source: str, timeout: float | None = None) -> bool:
+    timeout = MATCH_TIMEOUT_SECONDS if timeout is None else timeout
     try:
-        return method(text, timeout=MATCH_TIMEOUT_SECONDS) is not None
+        return method(text, timeout=timeout) is not None
     except TimeoutError as exc:
-        raise MatchTimeout(
-            f"regex {source!r} timed out after {MATCH_TIMEOUT_SECONDS:g}s on {text!r}"
-        ) from exc
+        raise MatchTimeout(f"regex {source!r} timed out after {timeout:g}s on {text!r}") from exc
 
 
 # --- Parsing ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a rule, by the key the user wrote (None: the rule as a whole).
+
+    Shown as `<where the user wrote it> <value>: <detail>` (`--ago '3dfoo': expected ...`,
+    `PURGE_RULES[0].keep -1: must be ...`), or without the value when it is not a readable one.
+    """
+
+    key: str | None  # PURGE_RULES spelling: "ago", "maxDeletions", ...
+    detail: str
+    index: int | None = None  # position in a list value (filter, protect)
+    value: str | None = None  # the value as written (repr), shown after the key
+
+    def where(self, label: str) -> str:
+        """`label '3dfoo': detail` when the value is known, else `label: detail`."""
+        return f"{label} {self.value}: {self.detail}" if self.value else f"{label}: {self.detail}"
+
+
+#: The acr purge flag of each PURGE_RULES key, to name a problem as a command line wrote it.
+FLAG_OF_KEY = {
+    "name": "--name",
+    "filter": "--filter",
+    "ago": "--ago",
+    "keep": "--keep",
+    "untagged": "--untagged",
+    "untaggedOnly": "--untagged-only",
+    "includeLocked": "--include-locked",
+    "protect": "--protect",
+    "maxDeletions": "--max-deletions",
+    "schedule": "--schedule",
+    "dryRun": "--dry-run",
+    "filterTimeoutSeconds": "--filter-timeout-seconds",
+}
+
+
+def key_path(problem: Problem) -> str:
+    index = f"[{problem.index}]" if problem.index is not None else ""
+    return f"{problem.key}{index}"
+
+
 class RuleProblems(RuleError):
     """Every problem found in one rule, so that a user fixes them all in one go."""
 
-    def __init__(self, rule: str, problems: list[str]) -> None:
-        super().__init__(f"rule {rule!r}: " + "; ".join(problems))
+    def __init__(self, rule: str, problems: list[Problem] | list[str]) -> None:
         self.rule = rule
-        self.problems = problems
+        self.found = [p if isinstance(p, Problem) else Problem(None, p) for p in problems]
+        #: The problems named by their PURGE_RULES keys (`ago '3dfoo': expected ...`).
+        self.problems = self.render(key_path)
+        super().__init__(f"rule {rule!r}: " + "; ".join(self.problems))
+
+    def render(self, where: Callable[[Problem], str], rule_wide: str = "") -> list[str]:
+        """Each problem under the label `where` gives it; rule-wide ones after `rule_wide`."""
+        return [p.where(where(p)) if p.key else rule_wide + p.detail for p in self.found]
+
+    def under(self, prefix: str) -> list[str]:
+        """The problems named under `prefix`: `PURGE_RULES[0].ago '3dfoo': expected ...`."""
+        return self.render(lambda p: f"{prefix}.{key_path(p)}", f"{prefix} ({self.rule}): ")
+
+    def as_flags(self) -> list[str]:
+        """The problems named by acr purge's flags (`--ago '3dfoo': expected ...`)."""
+        return self.render(lambda p: FLAG_OF_KEY.get(str(p.key), str(p.key)))
 
 
 #: `regex` flags for every user pattern. V0 reads patterns as `re`, Go and .NET users expect
-#: (`[` is literal inside a class, POSIX `[[:alpha:]]` works); ASCII makes `\d \w \s` ASCII-only
-#: as in acr purge's .NET-style engine.
-REGEX_FLAGS = regex.V0 | regex.ASCII
+#: (`[` is literal inside a class, POSIX `[[:alpha:]]` works), and its `(?i)` folds Unicode
+#: simple case as acr purge's regexp2 does (U+212A KELVIN SIGN matches `k`). `\d \w \s \b`
+#: stay ASCII-only, as in regexp2: `ascii_shorthands` rewrites them.
+REGEX_FLAGS = regex.V0
+
+#: `\d \w \s` inside a character class, spelled out in ASCII.
+_ASCII_IN_CLASS = {"d": "0-9", "w": "A-Za-z0-9_", "s": "\\t\\n\\x0b\\f\\r "}
 
 #: acr purge caps `--ago` at 150 years; beyond that we refuse instead of capping silently.
 MAX_AGO = timedelta(days=150 * 365)
@@ -144,12 +205,65 @@ _FILTER_FORM = "expected REPOSITORY-REGEX:TAG-REGEX, e.g. 'team/app:^v1\\.' or '
 _RULE_NAME = regex.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", regex.ASCII)
 
 
-def compile_pattern(text: str, what: str) -> Any:
+@dataclass(frozen=True)
+class UserPattern:
+    """A user's regex: `pattern` as written, matched as acr purge matches it (see REGEX_FLAGS)."""
+
+    pattern: str
+    compiled: Any  # regex.Pattern[str] of ascii_shorthands(pattern)
+
+    def search(self, text: str, timeout: float | None = None) -> Any:
+        return self.compiled.search(text, timeout=timeout)
+
+    def fullmatch(self, text: str, timeout: float | None = None) -> Any:
+        return self.compiled.fullmatch(text, timeout=timeout)
+
+
+def compile_pattern(text: str, what: str) -> UserPattern:
     """Compile a user regex in acr purge's flavour; a RuleError names `what` and the reason."""
     try:
-        return regex.compile(text, REGEX_FLAGS)
+        return UserPattern(text, regex.compile(ascii_shorthands(text), REGEX_FLAGS))
     except regex.error as exc:
-        raise RuleError(f"{what}: invalid regular expression {text!r}: {exc}") from exc
+        raise RuleError(f"{what}: invalid regular expression: {exc}") from exc
+
+
+def ascii_shorthands(text: str) -> str:
+    """`text` with `\\d \\w \\s \\b` and their negations ASCII-only; everything else as is.
+
+    Outside a character class each becomes a scoped `(?a:...)`; inside one `\\d \\w \\s`
+    become ASCII ranges. `\\D \\W \\S` inside a class keep their Unicode meaning, which
+    differs only on non-ASCII characters, and tag and repository names are ASCII.
+    """
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\\" and i + 1 < n:
+            letter = text[i + 1]
+            out.append(f"(?a:\\{letter})" if letter in "dDwWsSbB" else text[i : i + 2])
+            i += 2
+        elif ch == "[":
+            end = _end_of_class(text, i)
+            out.append(_ascii_class(text[i:end]))
+            i = end
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _ascii_class(part: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(part):
+        if part[i] == "\\" and i + 1 < len(part):
+            letter = part[i + 1]
+            out.append(_ASCII_IN_CLASS.get(letter, part[i : i + 2]))
+            i += 2
+        else:
+            out.append(part[i])
+            i += 1
+    return "".join(out)
 
 
 def split_filter(text: str) -> tuple[str, str]:
@@ -181,12 +295,12 @@ def split_filter(text: str) -> tuple[str, str]:
         if depth > 0:
             found += " (an unclosed '(' hides everything after it)"
         raise RuleError(
-            f"filter {text!r}: {found} outside regex groups and character classes; {_FILTER_FORM}"
+            f"{text!r}: {found} outside regex groups and character classes; {_FILTER_FORM}"
         )
     repo, tag = text[: colons[0]], text[colons[0] + 1 :]
     if not repo or not tag:
         part = "repository" if not repo else "tag"
-        raise RuleError(f"filter {text!r}: the {part} part is empty; {_FILTER_FORM}")
+        raise RuleError(f"{text!r}: the {part} part is empty; {_FILTER_FORM}")
     return repo, tag
 
 
@@ -213,23 +327,24 @@ def _end_of_class(text: str, start: int) -> int:
     return len(text)  # unterminated: the regex compiler reports it
 
 
-def parse_filter(text: str) -> TagFilter:
+def parse_filter(text: str, timeout: float | None = None) -> TagFilter:
     """`--filter REPO:TAG`: the repository must match the whole name, the tag is searched."""
     if not isinstance(text, str):
-        raise RuleError(f"filter {text!r}: must be a string; {_FILTER_FORM}")
+        raise RuleError(f"{text!r}: must be a string; {_FILTER_FORM}")
     repo, tag = split_filter(text)
     return TagFilter(
         text=text,
-        repository=compile_pattern(repo, f"filter {text!r}, repository part"),
-        tag=compile_pattern(tag, f"filter {text!r}, tag part"),
+        repository=compile_pattern(repo, f"{text!r}: the repository part {repo!r}"),
+        tag=compile_pattern(tag, f"{text!r}: the tag part {tag!r}"),
+        timeout=timeout,
     )
 
 
 def parse_protect(text: str) -> Any:
     """`--protect REGEX`: searched in tag names; a matching tag is never deleted."""
     if not isinstance(text, str) or not text:
-        raise RuleError(f"protect {text!r}: must be a non-empty regular expression string")
-    return compile_pattern(text, f"protect {text!r}")
+        raise RuleError(f"{text!r}: must be a non-empty regular expression string")
+    return compile_pattern(text, f"{text!r}")
 
 
 _NANOS_PER_UNIT = {
@@ -259,24 +374,26 @@ def parse_duration(text: str) -> timedelta:
     ones into a future cutoff (everything deleted); both are refused here.
     """
     if not isinstance(text, str):
-        raise RuleError(f"duration {text!r}: must be a string; {_DURATION_FORM}")
+        raise RuleError(f"{text!r}: must be a string; {_DURATION_FORM}")
     raw = text.strip()
     if not raw:
-        raise RuleError(f"duration {text!r}: is empty; {_DURATION_FORM}")
+        raise RuleError(f"{text!r}: is empty; {_DURATION_FORM}")
     if raw[0] in "+-":
-        raise RuleError(f"duration {text!r}: a sign is not allowed (ago always looks back)")
+        raise RuleError(
+            f"{text!r}: a sign is not allowed (ago always looks back); {_DURATION_FORM}"
+        )
     days, rest = 0, raw
     prefix = _DAYS_PREFIX.fullmatch(raw)
     if prefix:
         days_text, rest = prefix.group(1), prefix.group(2)
         if len(days_text) > 9:
-            raise RuleError(f"duration {text!r}: exceeds the maximum of {MAX_AGO.days} days")
+            raise RuleError(f"{text!r}: exceeds the maximum of {MAX_AGO.days} days")
         days = int(days_text)
     elif "d" in raw:
-        raise RuleError(f"duration {text!r}: days must be a whole number first; {_DURATION_FORM}")
+        raise RuleError(f"{text!r}: days must be a whole number first; {_DURATION_FORM}")
     total = days * _NANOS_PER_DAY + (_parse_go_duration(rest, text) if rest else Fraction(0))
     if total > _MAX_AGO_NANOS:
-        raise RuleError(f"duration {text!r}: exceeds the maximum of {MAX_AGO.days} days")
+        raise RuleError(f"{text!r}: exceeds the maximum of {MAX_AGO.days} days")
     return timedelta(microseconds=round(total / 1000))
 
 
@@ -291,20 +408,18 @@ def _parse_go_duration(rest: str, text: str) -> Fraction:
         assert term is not None  # both groups may be empty, so it always matches
         number, unit = term.group(1), term.group(2)
         if number in ("", "."):
-            raise RuleError(
-                f"duration {text!r}: expected a number at {rest[pos:]!r}; {_DURATION_FORM}"
-            )
+            raise RuleError(f"{text!r}: expected a number at {rest[pos:]!r}; {_DURATION_FORM}")
         if not unit:
-            raise RuleError(f"duration {text!r}: {number!r} has no unit; {_DURATION_FORM}")
+            raise RuleError(f"{text!r}: {number!r} has no unit; {_DURATION_FORM}")
         if unit not in _NANOS_PER_UNIT:
             hint = " (days come first, once; weeks and years: write days, e.g. 7d)"
             hint = hint if unit in ("d", "w", "y") else ""
-            raise RuleError(f"duration {text!r}: unknown unit {unit!r}{hint}; {_DURATION_FORM}")
+            raise RuleError(f"{text!r}: unknown unit {unit!r}{hint}; {_DURATION_FORM}")
         if len(number) > 40:
-            raise RuleError(f"duration {text!r}: exceeds the maximum of {MAX_AGO.days} days")
+            raise RuleError(f"{text!r}: exceeds the maximum of {MAX_AGO.days} days")
         nanos += Fraction(number) * _NANOS_PER_UNIT[unit]
         if nanos > _MAX_AGO_NANOS:
-            raise RuleError(f"duration {text!r}: exceeds the maximum of {MAX_AGO.days} days")
+            raise RuleError(f"{text!r}: exceeds the maximum of {MAX_AGO.days} days")
         pos = term.end()
     return nanos
 
@@ -333,23 +448,29 @@ def parse_max_deletions(value: str | int) -> MaxDeletions:
     """`--max-deletions N` (count >= 0) or `P%` (0 < P <= 100)."""
     form = "expected a whole number >= 0 or a percentage like '10%' (0 < P <= 100)"
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise RuleError(f"max deletions {value!r}: {form}")
+        raise RuleError(f"{value!r}: {form}")
     if isinstance(value, int):
         if value < 0:
-            raise RuleError(f"max deletions {value!r}: must not be negative; {form}")
+            raise RuleError(f"{value!r}: must not be negative; {form}")
         return MaxDeletions(count=value)
     text = value.strip()
     if text.endswith("%"):
         number = text[:-1].strip()
         if not regex.fullmatch(r"[0-9]+(\.[0-9]+)?", number, regex.ASCII):
-            raise RuleError(f"max deletions {value!r}: {form}")
+            raise RuleError(f"{value!r}: {form}")
         percent = float(number)
         if not 0 < percent <= 100:
-            raise RuleError(f"max deletions {value!r}: percentage out of range; {form}")
+            raise RuleError(f"{value!r}: percentage out of range; {form}")
         return MaxDeletions(percent=percent)
     if not regex.fullmatch(r"[0-9]+", text, regex.ASCII):
-        raise RuleError(f"max deletions {value!r}: {form}")
+        raise RuleError(f"{value!r}: {form}")
     return MaxDeletions(count=int(text))
+
+
+def valued(key: str, value: Any, message: str, index: int | None = None) -> Problem:
+    """A Problem about `value`; a leading `'value': ` in `message` moves to the value."""
+    shown = repr(value)
+    return Problem(key, message.removeprefix(f"{shown}: "), index, shown)
 
 
 def make_rule(
@@ -365,65 +486,87 @@ def make_rule(
     max_deletions: str | int | MaxDeletions | None = None,
     schedule: str | None = None,
     dry_run: bool | None = None,
+    filter_timeout: float | None = None,
 ) -> Rule:
     """Build a Rule from flag-like values, checking each and their combination.
 
-    Raises RuleProblems listing every problem. `--untagged-only` without a filter gets the
-    match-all filter, so the matching helpers need no special case.
+    Raises RuleProblems listing every problem, each by the key it concerns. `--untagged-only`
+    without a filter gets the match-all filter, so the matching helpers need no special case.
     """
-    problems: list[str] = []
+    problems: list[Problem] = []
+    timeout = filter_timeout
 
-    def attempt(parse: Any, *args: Any) -> Any:
+    def attempt(key: str, parse: Any, value: Any, index: int | None = None) -> Any:
         try:
-            return parse(*args)
+            return parse(value)
         except RuleError as exc:
-            problems.append(str(exc))
+            problems.append(valued(key, value, str(exc), index))
             return None
 
     if not isinstance(name, str) or not _RULE_NAME.fullmatch(name):
         problems.append(
-            f"name {name!r}: 1-64 characters, letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
+            valued(
+                "name",
+                name,
+                "1-64 characters, letters, digits, '.', '_' or '-', starting with a letter or "
+                "digit",
+            )
         )
     if isinstance(filters, str) or isinstance(protect, str):
-        problems.append("filters and protect must be lists of strings, not one string")
+        problems.append(
+            Problem(None, "filters and protect must be lists of strings, not one string")
+        )
         filters, protect = (), ()
-    parsed_filters = tuple(f for f in (attempt(parse_filter, text) for text in filters) if f)
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
+        problems.append(valued("filterTimeoutSeconds", timeout, "must be a number of seconds > 0"))
+        timeout = None
+    parsed_filters = tuple(
+        f
+        for f in (
+            attempt("filter", lambda t: parse_filter(t, timeout), text, i)
+            for i, text in enumerate(filters)
+        )
+        if f
+    )
     if untagged_only and not filters:
-        parsed_filters = (parse_filter(MATCH_ALL_FILTER_TEXT),)
+        parsed_filters = (parse_filter(MATCH_ALL_FILTER_TEXT, timeout),)
     elif not filters:
         problems.append(
-            "needs at least one filter (REPOSITORY-REGEX:TAG-REGEX); only untaggedOnly "
-            "(--untagged-only) may leave it out"
+            Problem(
+                None,
+                "needs at least one filter (REPOSITORY-REGEX:TAG-REGEX); only untaggedOnly "
+                "(--untagged-only) may leave it out",
+            )
         )
     if isinstance(ago, timedelta):
         parsed_ago: timedelta | None = ago
         if not timedelta(0) <= ago <= MAX_AGO:
-            problems.append(f"ago {ago}: must be between 0 and {MAX_AGO.days} days")
+            problems.append(valued("ago", ago, f"must be between 0 and {MAX_AGO.days} days"))
     else:
-        parsed_ago = DEFAULT_AGO if ago is None else attempt(parse_duration, ago)
+        parsed_ago = DEFAULT_AGO if ago is None else attempt("ago", parse_duration, ago)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-        problems.append(f"keep {keep!r}: must be a whole number >= 0")
+        problems.append(valued("keep", keep, "must be a whole number >= 0"))
     if untagged and untagged_only:
         problems.append(
-            "untagged and untaggedOnly (--untagged, --untagged-only) exclude each other"
+            Problem(
+                None, "untagged and untaggedOnly (--untagged, --untagged-only) exclude each other"
+            )
         )
-    if untagged_only and isinstance(keep, int) and keep > 0:
-        problems.append(
-            f"keep {keep} has no effect with untaggedOnly (--untagged-only): keep counts tags, "
-            "and acr purge would keep untagged manifests instead; remove it"
-        )
-    parsed_protect = tuple(p for p in (attempt(parse_protect, text) for text in protect) if p)
+    parsed_protect = tuple(
+        p for p in (attempt("protect", parse_protect, t, i) for i, t in enumerate(protect)) if p
+    )
     parsed_max = (
         max_deletions
         if max_deletions is None or isinstance(max_deletions, MaxDeletions)
-        else attempt(parse_max_deletions, max_deletions)
+        else attempt("maxDeletions", parse_max_deletions, max_deletions)
     )
     if schedule is not None:
         try:
             validate_schedule(schedule)
         except ScheduleError as exc:
-            problems.append(f"schedule: {exc}")
+            problems.append(Problem("schedule", str(exc)))
     if problems:
         raise RuleProblems(str(name), problems)
     assert parsed_ago is not None
@@ -454,17 +597,19 @@ def rule_from_mapping(obj: Any, index: int) -> Rule:
         raise RuleProblems(name, [f"must be a JSON object, got {type(obj).__name__}"])
     if "name" in obj:
         name = obj["name"] if isinstance(obj["name"], str) else name
-    problems: list[str] = []
+    problems: list[Problem] = []
     for key in obj:
         if key not in RULE_KEYS:
-            problems.append(f"unknown key {key!r}{did_you_mean(str(key), RULE_KEYS)}")
+            problems.append(
+                Problem(None, f"unknown key {key!r}{did_you_mean(str(key), RULE_KEYS)}")
+            )
 
     def typed(key: str, kind: Any, label: str) -> Any:
         value = obj.get(key)
         if value is None:
             return None
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            problems.append(f"{key}: must be {label}, got {json_type(value)} {value!r}")
+            problems.append(Problem(key, f"must be {label}, got {json_type(value)} {value!r}"))
             return None
         return value
 
@@ -473,7 +618,9 @@ def rule_from_mapping(obj: Any, index: int) -> Rule:
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            problems.append(f"{key}: must be a list of strings, e.g. [{example!r}], got {value!r}")
+            problems.append(
+                Problem(key, f"must be a list of strings, e.g. [{example!r}], got {value!r}")
+            )
             return []
         return value
 

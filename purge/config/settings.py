@@ -61,6 +61,10 @@ class Connection:
     client_id: str | None = None  # AZURE_CLIENT_ID: user-assigned managed identity
     audience: str | None = None  # ACR AAD audience for sovereign clouds
     ca_file: str | None = None  # extra CA bundle to trust (local emulator, private CAs)
+    #: An ACR refresh token (acr purge's `-u ""` or zero-GUID user with `-p <token>`).
+    refresh_token: str | None = field(default=None, repr=False)
+    #: `n` of catalog pages (acr purge's `--repository-page-size`); None: the largest ACR allows.
+    catalog_page_size: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -98,12 +102,15 @@ _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
 
 
-def load_settings(environ: Mapping[str, str], *, require_schedule: bool = False) -> Config:
+def load_settings(
+    environ: Mapping[str, str], *, require_schedule: bool = False, require_rules: bool = True
+) -> Config:
     """Validate app settings into a Config; ConfigError lists every problem, by setting.
 
     An empty value counts as unset (Azure keeps app settings that were cleared). PURGE_SCHEDULE
     is optional here because check-config and the CLI can run without a timer; the timer
-    passes `require_schedule=True`. Both PURGE_RULES and PURGE_COMMAND, or neither, is an error.
+    passes `require_schedule=True`. Both PURGE_RULES and PURGE_COMMAND, or neither, is an error
+    unless `require_rules=False` (the CLI's `run`, whose flags are the rule).
     """
     errors: list[str] = []
 
@@ -125,7 +132,9 @@ def load_settings(environ: Mapping[str, str], *, require_schedule: bool = False)
             errors.append(f"PURGE_SCHEDULE: {exc}")
     elif require_schedule:
         errors.append("PURGE_SCHEDULE: required for the timer; e.g. '0 0 3 * * *' (03:00 UTC)")
-    rules = _parse_rules(get("PURGE_RULES"), get("PURGE_COMMAND"), login_server, errors)
+    rules: tuple[Rule, ...] = ()
+    if require_rules or get("PURGE_RULES") is not None or get("PURGE_COMMAND") is not None:
+        rules = _parse_rules(get("PURGE_RULES"), get("PURGE_COMMAND"), login_server, errors)
     dry_run = _parse_bool("PURGE_DRY_RUN", get("PURGE_DRY_RUN"), False, errors)
     concurrency = _parse_concurrency(get("PURGE_CONCURRENCY"), errors)
     time_budget = _parse_time_budget(get("PURGE_TIME_BUDGET"), errors)
@@ -304,7 +313,7 @@ def _parse_rules(
         try:
             parsed.append(rule_from_mapping(item, index))
         except RuleProblems as exc:
-            errors.extend(f"PURGE_RULES[{index}] ({exc.rule}): {p}" for p in exc.problems)
+            errors.extend(exc.under(f"PURGE_RULES[{index}]"))
         except RuleError as exc:
             errors.append(f"PURGE_RULES[{index}]: {exc}")
     errors.extend(f"PURGE_RULES: {p}" for p in duplicate_name_problems(parsed))

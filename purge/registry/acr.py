@@ -86,6 +86,8 @@ class AcrRegistry:
         self._host = trusted_host(connection.login_server, connection.allowed_hosts)
         self.endpoint = f"https://{self._host}"
         self.page_size = page_size
+        #: `n` of catalog pages (acr purge's `--repository-page-size`); None: `page_size`.
+        self.catalog_page_size = connection.catalog_page_size
         self.limiter = AdaptiveLimiter(max_concurrency)
         self.broker = TokenBroker(token_source(connection), self._host)
         self._token_policy = AcrTokenPolicy(self._host, self.broker, self._send_raw)
@@ -148,7 +150,9 @@ class AcrRegistry:
 
     async def list_repositories(self) -> AsyncIterator[str]:
         try:
-            pager = self._client.list_repository_names(results_per_page=self.page_size)
+            pager = self._client.list_repository_names(
+                results_per_page=self.catalog_page_size or self.page_size
+            )
             async for name in pager:
                 yield name
         except Exception as exc:
@@ -195,11 +199,13 @@ class AcrRegistry:
     async def list_tags(self, repository: str) -> AsyncIterator[Tag]:
         what = f"listing tags of {repository}"
         params = {"n": str(self.page_size), "orderby": "timedesc", "api-version": "2021-07-01"}
+        position = 0  # the registry's order: --keep's tie-break, as in acr purge
         async for item in self._pages(f"/acr/v1/{_quote(repository)}/_tags", params, "tags", what):
             try:
-                yield tag_from_json(item)
+                yield tag_from_json(item, listed=position)
             except (KeyError, TypeError) as exc:
                 raise RegistryError(f"{what}: a tag entry lacks {exc}") from exc
+            position += 1
 
     async def list_manifests(self, repository: str) -> AsyncIterator[Manifest]:
         what = f"listing manifests of {repository}"

@@ -1,7 +1,8 @@
 """Pipeline policies that make the SDK client fit for purging (see purge.registry.acr).
 
-- `AcrTokenPolicy` (per call): refuses any host but the configured registry, attaches a cached
-  per-scope ACR token and answers a 401 challenge itself, once (the realm is never followed).
+- `AcrTokenPolicy` (per call): refuses any host but the configured registry, attaches one wide
+  ACR token for the run (else cached per-scope ones) and answers a 401 challenge itself, once
+  (the realm is never followed).
 - `ChallengeInterceptor` (per try): hands the challenge to `AcrTokenPolicy` and hides it from the
   SDK's own challenge policy, which would otherwise re-exchange tokens on every call.
 - `ThrottlePolicy` (per try): the shared adaptive limit of `purge.registry.throttle`.
@@ -21,7 +22,7 @@ from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, Sans
 
 from purge.registry.protocol import RegistryError
 from purge.registry.throttle import AdaptiveLimiter
-from purge.registry.tokens import TokenBroker, parse_challenge
+from purge.registry.tokens import TokenBroker, grants_every_repository, parse_challenge
 
 #: Retries of one call (5xx, 429, dropped connection): enough to ride out a blip, bounded so a
 #: run can stop within its budget.
@@ -69,8 +70,18 @@ def scope_for(method: str, path: str) -> str | None:
 # ---------------------------------------------------------------- pipeline policies
 
 
+#: The one scope acr purge asks for per run: the catalog and every repository, every action.
+WIDE_SCOPE = "registry:catalog:* repository:*:*"
+
+
 class AcrTokenPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
-    """Host confinement + cached per-scope tokens + one challenge round (see module doc)."""
+    """Host confinement + one wide token (else cached per-scope ones) + one challenge round.
+
+    The first request asks for WIDE_SCOPE, as acr purge does: one token for the whole run.
+    An ABAC-enabled registry grants no wildcard repositories (the token's `access` claim says
+    so, or a request answers 401): from then on each request's own scope is asked for and
+    cached, one token per scope.
+    """
 
     def __init__(self, host: str, broker: TokenBroker, send: Any) -> None:
         super().__init__()
@@ -79,7 +90,21 @@ class AcrTokenPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
         self._send = send
         #: predicted scope -> the scope the registry's challenge asked for instead
         self._aliases: dict[str, str] = {}
+        #: None: not asked yet; True: the wide token is in use; False: refused (ABAC)
+        self.wide: bool | None = None
+        self._renewed_wide = False
         self.challenges = 0
+
+    async def _token(self, predicted: str) -> tuple[str, str]:
+        """(scope, token) for a request that needs `predicted`."""
+        if self.wide is not False:
+            token = await self._broker.token(self._send, WIDE_SCOPE)
+            if self.wide is None:
+                self.wide = grants_every_repository(token) is not False
+            if self.wide:
+                return WIDE_SCOPE, token
+        scope = self._aliases.get(predicted, predicted)
+        return scope, await self._broker.token(self._send, scope)
 
     async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
         http = request.http_request
@@ -92,10 +117,10 @@ class AcrTokenPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
         if url.path.startswith("/oauth2/"):
             return await self.next.send(request)
         predicted = scope_for(http.method, url.path)
-        scope = self._aliases.get(predicted, predicted) if predicted else None
+        scope: str | None = None
         used: str | None = None
-        if scope is not None:
-            used = await self._broker.token(self._send, scope)
+        if predicted is not None:
+            scope, used = await self._token(predicted)
             http.headers["Authorization"] = "Bearer " + used
         response = await self.next.send(request)
         challenge = request.context.get(_CHALLENGE_KEY)
@@ -109,6 +134,13 @@ class AcrTokenPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
         self.challenges += 1
         if params.get("service"):
             self._broker.service = params["service"]
+        if scope == WIDE_SCOPE and used is not None:
+            if grants_every_repository(used) and not self._renewed_wide:
+                self._renewed_wide = True  # revoked early (the broker renews before `exp`)
+                fresh = await self._broker.token(self._send, WIDE_SCOPE, reject=used)
+                http.headers["Authorization"] = "Bearer " + fresh
+                return await self.next.send(request)
+            self.wide = False  # wildcards refused: per-request scopes from now on
         if predicted is not None and wanted != predicted:
             self._aliases[predicted] = wanted
         fresh = await self._broker.token(self._send, wanted, reject=used)

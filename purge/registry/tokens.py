@@ -63,6 +63,24 @@ def renew_at(token: str, now: float) -> float:
     return float(exp) - min(RENEW_MARGIN, lifetime / 5)
 
 
+def grants_every_repository(token: str) -> bool | None:
+    """Does this ACR access token grant `repository:*:*`? None when its claims cannot be read.
+
+    An ABAC-enabled registry answers a wildcard request with a token that lacks it: the
+    client then asks per repository instead.
+    """
+    claims = jwt_claims(token)
+    access = claims.get("access") if claims else None
+    if not isinstance(access, list):
+        return None
+    return any(
+        isinstance(item, dict)
+        and item.get("type", item.get("Type")) == "repository"
+        and item.get("name", item.get("Name")) == "*"
+        for item in access
+    )
+
+
 def parse_challenge(header: str) -> dict[str, str]:
     """`Bearer realm="...",service="...",scope="..."` -> its parameters (lower-case keys)."""
     scheme, _, params = header.strip().partition(" ")
@@ -149,6 +167,24 @@ class AadTokenSource:
 
     async def close(self) -> None:
         await self._credential.close()
+
+
+class RefreshTokenSource:
+    """An ACR refresh token given by the user (acr purge's `-u ""` or zero-GUID user mode)."""
+
+    def __init__(self, refresh_token: str) -> None:
+        self._refresh = refresh_token
+
+    async def fetch(self, send: Send, service: str, scope: str) -> str:
+        fields = {
+            "grant_type": "refresh_token", "service": service, "scope": scope,
+            "refresh_token": self._refresh,
+        }  # fmt: skip
+        response = await send(_form("/oauth2/token", fields))
+        return await _token_field(response, "access_token", "ACR access token request")
+
+    async def close(self) -> None:
+        return None
 
 
 class BasicTokenSource:
@@ -251,7 +287,10 @@ def aad_credential(connection: Connection) -> AsyncTokenCredential:
 
 
 def token_source(connection: Connection) -> TokenSource:
-    """The identity the connection asks for: username/password, anonymous, or Azure AD."""
+    """The identity the connection asks for: refresh token, username/password, anonymous, or
+    Azure AD."""
+    if connection.refresh_token:
+        return RefreshTokenSource(connection.refresh_token)
     if connection.username is not None or connection.password is not None:
         if not connection.username or not connection.password:
             raise ValueError(

@@ -9,7 +9,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.rest import AsyncHttpResponse
 
-from purge.isotime import parse_utc
+from purge.isotime import parse_ticks, parse_utc
 from purge.model import Manifest, ManifestBody, Tag
 from purge.registry.protocol import (
     ManifestUnreadable,
@@ -35,12 +35,15 @@ def _flag(attributes: object, key: str) -> bool:
     return value if isinstance(value, bool) else False
 
 
-def tag_from_json(item: dict[str, Any]) -> Tag:
+def tag_from_json(item: dict[str, Any], listed: int | None = None) -> Tag:
+    """One `_tags` item; `listed` is its position in the registry's timedesc listing."""
     attributes = item.get("changeableAttributes")
     return Tag(
         name=str(item["name"]),
         digest=str(item["digest"]),
         last_updated=parse_time(item.get("lastUpdateTime")),
+        updated_ticks=parse_ticks(item.get("lastUpdateTime")),
+        listed=listed,
         created=parse_time(item.get("createdTime")),
         delete_enabled=_flag(attributes, "deleteEnabled"),
         write_enabled=_flag(attributes, "writeEnabled"),
@@ -61,6 +64,7 @@ def manifest_from_json(item: dict[str, Any]) -> Manifest:
         digest=str(item["digest"]),
         media_type=media if isinstance(media, str) and media else None,
         last_updated=parse_time(item.get("lastUpdateTime")),
+        updated_ticks=parse_ticks(item.get("lastUpdateTime")),
         created=parse_time(item.get("createdTime")),
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),

@@ -130,7 +130,7 @@ BAD_SETTINGS: list[tuple[dict[str, str | None], str, str]] = [
     ({"PURGE_RULES": "[]"}, "PURGE_RULES", "empty"),
     ({"PURGE_RULES": "{"}, "PURGE_RULES", "not valid JSON"),
     ({"PURGE_RULES": '{"filter": ["a:.*"]}'}, "PURGE_RULES", "must be a JSON array"),
-    ({"PURGE_RULES": '[{"filter": ["a"]}]'}, "PURGE_RULES[0] (rule-1)", "no colon"),
+    ({"PURGE_RULES": '[{"filter": ["a"]}]'}, "PURGE_RULES[0].filter[0]", "no colon"),
     ({"PURGE_RULES": '[{"filter": ["a:.*"], "kep": 1}]'}, "PURGE_RULES[0]", "did you mean 'keep'"),
     ({"PURGE_RULES": '[{"filter": ["a:.*"], "ago": "1y"}]'}, "PURGE_RULES[0]", "unknown unit"),
     ({"PURGE_RULES": '[{"filter": ["a:.*"], "keep": -1}]'}, "PURGE_RULES[0]", "keep -1"),
