@@ -23,10 +23,11 @@ from purge.history.settings import parse_history
 from purge.history.store import record_name, run_id_of
 
 START = datetime(2026, 12, 2, 13, 5, 1, tzinfo=timezone.utc)
+OCI = "application/vnd.oci.image.manifest.v1+json"
 PLANNED = [
     PlannedTag("app", "ci", "v1", "sha256:" + "a" * 64),
-    PlannedManifest("app", "ci", "sha256:" + "b" * 64, "application/vnd.oci.image.manifest.v1+json", ("v2",)),
-]  # fmt: skip
+    PlannedManifest("app", "ci", "sha256:" + "b" * 64, OCI, ("v2",)),
+]
 
 
 def record_bytes(run_id: str, **changes: object) -> bytes:
