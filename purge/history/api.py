@@ -24,7 +24,7 @@ from purge.http_api import (
     _describe,
     error_response,
 )
-from purge.settings import Config, ConfigError, load_settings
+from purge.config.settings import Config, ConfigError, load_settings
 
 log = logging.getLogger("purge.history")
 

@@ -26,7 +26,7 @@ from purge.history.record import (
 )
 from purge.history.settings import HistorySettings
 from purge.history.store import Store, cutoff
-from purge.planner import Plan
+from purge.model import Plan
 from purge.report import Report
 
 log = logging.getLogger("purge.history")

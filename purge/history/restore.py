@@ -145,7 +145,7 @@ async def _restore_tag(
     item: PlannedTag, registry: RestoreRegistry, dry_run: bool, manifest_planned: bool
 ) -> TagRestore:
     from purge.executor import describe_failure
-    from purge.registry import NotFound
+    from purge.registry.protocol import NotFound
 
     def outcome(status: Status, detail: str) -> TagRestore:
         return TagRestore(item.repository, item.tag, item.digest, status, detail)

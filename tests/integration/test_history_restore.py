@@ -55,7 +55,7 @@ def tags(emu: EmulatorServer, repo: str) -> dict[str, str]:
 
 async def purge_recorded(emu: EmulatorServer, history: HistorySettings, run: Any = None) -> Any:
     from purge.service import run_purge
-    from purge.settings import load_settings
+    from purge.config.settings import load_settings
 
     config = load_settings(settings(emu))
     return await run_recorded(
@@ -70,7 +70,7 @@ async def purge_recorded(emu: EmulatorServer, history: HistorySettings, run: Any
 def open_registry(emu: EmulatorServer, **connection: Any) -> Any:
     from purge.registry.acr import open_registry as open_acr
 
-    from purge.settings import load_settings
+    from purge.config.settings import load_settings
 
     config = load_settings(settings(emu))
     if connection:
@@ -84,7 +84,7 @@ async def test_the_record_lists_each_deletion_before_it_happens(
     emulator_factory: Any, storage: StorageAccount
 ) -> None:
     from purge.service import run_purge
-    from purge.settings import load_settings
+    from purge.config.settings import load_settings
 
     emu = emulator_factory(scenario=SCENARIO)
     history = HistorySettings(
@@ -139,7 +139,7 @@ async def test_a_record_that_fails_mid_run_stops_every_delete(
     emulator_factory: Any, tmp_path: Path
 ) -> None:
     from purge.service import run_purge
-    from purge.settings import load_settings
+    from purge.config.settings import load_settings
 
     emu = emulator_factory(scenario=SCENARIO)
     before = emu.dump()["repositories"]
