@@ -15,7 +15,7 @@ from typing import Any
 from purge.history.record import HistoryError, RecordError, check_run_id
 from purge.history.settings import HistorySettings
 from purge.history.store import list_records, read_record
-from purge.http_api import (
+from purge.functions.http import (
     MAX_BODY_BYTES,
     ApiResponse,
     BadRequest,
