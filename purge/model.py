@@ -109,6 +109,9 @@ class RepositorySnapshot:
     tags: tuple[Tag, ...]
     manifests: tuple[Manifest, ...]
     bodies: Mapping[str, ManifestBody | None] = field(default_factory=dict)
+    #: Manifest digest -> when this project deleted its last tag (from the run history; only
+    #: rules with a grace read it).
+    untagged_at: Mapping[str, datetime] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +141,8 @@ class ManifestDeletion:
     #: Digest of a manifest whose deletion makes the registry remove this one (a referrer of a
     #: deleted subject): listed for the report, no request of its own.
     removed_with: str | None = None
+    #: As listed; the run history records it with the deletion.
+    media_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,6 +308,29 @@ class RepositoryPlanner:
             return "locked"
         return None
 
+    def _grace(self, m: Manifest) -> str | None:
+        """Why the rule's grace holds back deletion candidate `m`, or None.
+
+        Its tags all go in this run: the grace starts now. Untagged by an earlier run of this
+        project (the run history's `untagged_at`): it waits until the grace after that. A
+        manifest untagged by anyone else has no record and no grace.
+        """
+        grace = self.rule.grace
+        if grace is None:
+            return None
+        if self.names_of.get(m.digest):
+            return (
+                f"grace: its last tag is deleted in this run; deleted no earlier than "
+                f"{_iso(self.now + grace)}"
+            )
+        gone = self.snapshot.untagged_at.get(m.digest)
+        if gone is not None and self.now < gone + grace:
+            return (
+                f"grace: untagged by this project at {_iso(gone)}; deleted no earlier than "
+                f"{_iso(gone + grace)}"
+            )
+        return None
+
     def _untagged_candidates_exist(self) -> bool:
         deleted = set(self.tag_deletes) | set(self.cosign)
         return any(self._classify(m, deleted) is None for m in self.manifests)
@@ -473,6 +496,8 @@ class _Graph:
             elif reason is None and subject is not None and subject not in p.by_digest:
                 reason = f"its subject {short(subject)} is not in the listing"
             if reason is None:
+                reason = p._grace(m)
+            if reason is None:
                 self.candidates.append(m)
             else:
                 self._mark(m.digest, reason)
@@ -570,5 +595,9 @@ class _Graph:
                 assert m.last_updated is not None
                 age = f"older than {p.ago} (updated {_iso(m.last_updated)})"
                 reason = f"tags deleted ({_names(tags)}), {age}" if tags else f"untagged, {age}"
-            result.append(ManifestDeletion(m.digest, tags, m.size, reason, unlock, removed_with))
+            result.append(
+                ManifestDeletion(
+                    m.digest, tags, m.size, reason, unlock, removed_with, media_type=m.media_type
+                )
+            )
         return result

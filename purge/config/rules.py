@@ -58,6 +58,9 @@ class Rule:
     max_deletions: MaxDeletions | None = None
     schedule: str | None = None
     dry_run: bool | None = None  # None: the run's (or PURGE_DRY_RUN's) setting
+    #: A manifest this project untagged is deleted no earlier than this after its last tag
+    #: went (read from the run history), so that an undo brings back the whole image.
+    grace: timedelta | None = None
 
 
 #: Per-match timeout in seconds. acr purge defaults to 60 s; a purge runs many matches, so a
@@ -135,6 +138,7 @@ RULE_KEYS = (
     "maxDeletions",
     "schedule",
     "dryRun",
+    "grace",
 )
 
 #: The implicit filter of `--untagged-only` without one: every repository.
@@ -365,6 +369,7 @@ def make_rule(
     max_deletions: str | int | MaxDeletions | None = None,
     schedule: str | None = None,
     dry_run: bool | None = None,
+    grace: str | timedelta | None = None,
 ) -> Rule:
     """Build a Rule from flag-like values, checking each and their combination.
 
@@ -419,6 +424,15 @@ def make_rule(
         if max_deletions is None or isinstance(max_deletions, MaxDeletions)
         else attempt(parse_max_deletions, max_deletions)
     )
+    parsed_grace = grace if not isinstance(grace, str) else attempt(parse_duration, grace)
+    if parsed_grace is not None and parsed_grace <= timedelta(0):
+        problems.append("grace: must be longer than 0 (e.g. '7d'); leave it out for no grace")
+        parsed_grace = None
+    if parsed_grace is not None and not (untagged or untagged_only):
+        problems.append(
+            "grace only delays the deletion of untagged manifests: it needs untagged or "
+            "untaggedOnly (--untagged, --untagged-only)"
+        )
     if schedule is not None:
         try:
             validate_schedule(schedule)
@@ -439,6 +453,7 @@ def make_rule(
         max_deletions=parsed_max,
         schedule=schedule.strip() if schedule is not None else None,
         dry_run=dry_run,
+        grace=parsed_grace,
     )
 
 
@@ -488,6 +503,7 @@ def rule_from_mapping(obj: Any, index: int) -> Rule:
     max_deletions = typed("maxDeletions", (int, str), "a whole number or a percentage like '10%'")
     schedule = typed("schedule", str, "an NCRONTAB string like '0 0 3 * * *'")
     dry_run = typed("dryRun", bool, "true or false")
+    grace = typed("grace", str, "a duration string like '7d'")
     if problems:
         raise RuleProblems(name, problems)
     return make_rule(
@@ -502,6 +518,7 @@ def rule_from_mapping(obj: Any, index: int) -> Rule:
         max_deletions=max_deletions,
         schedule=schedule,
         dry_run=dry_run,
+        grace=grace,
     )
 
 

@@ -17,9 +17,11 @@ only when asked (`--history`). Values of PURGE_HISTORY:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from purge.history.store import (
@@ -29,6 +31,9 @@ from purge.history.store import (
     blob_store_from_connection_string,
     blob_store_from_url,
 )
+
+if TYPE_CHECKING:
+    from purge.config.rules import Rule
 
 DEFAULT_DAYS = 90
 MAX_DAYS = 3650
@@ -170,3 +175,29 @@ def _parse_days(value: str | None, errors: list[str]) -> int:
         )
         return DEFAULT_DAYS
     return days
+
+
+def grace_problems(
+    rules: Sequence[Rule], history: HistorySettings | None, setting: str
+) -> list[str]:
+    """A grace is read from earlier runs' records: without history, or with records removed
+    before the grace ends, it cannot be honoured, so it is a configuration error."""
+    from purge.config.rules import format_duration
+
+    problems = []
+    for rule in rules:
+        if rule.grace is None:
+            continue
+        grace = format_duration(rule.grace)
+        if history is None:
+            problems.append(
+                f"rule {rule.name!r}: grace {grace} needs run history, which is off ({setting} "
+                "is 'off', or there is no storage connection): the grace is read from the "
+                "records of earlier runs"
+            )
+        elif rule.grace > timedelta(days=history.days):
+            problems.append(
+                f"rule {rule.name!r}: grace {grace} is longer than the {history.days} days run "
+                "records are kept (PURGE_HISTORY_DAYS): raise PURGE_HISTORY_DAYS or shorten it"
+            )
+    return problems
