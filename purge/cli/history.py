@@ -44,7 +44,7 @@ def history_from(ns: argparse.Namespace, environ: Mapping[str, str]) -> HistoryS
     return found
 
 
-def add_runs_parser(commands: Any) -> argparse.ArgumentParser:
+def add_runs_parser(commands: Any) -> None:
     runs = commands.add_parser(
         "runs", help="list recorded runs (newest first), or show one", description=__doc__
     )
@@ -55,7 +55,7 @@ def add_runs_parser(commands: Any) -> argparse.ArgumentParser:
         "--next", metavar="CURSOR", help="the page after CURSOR (printed below a page)"
     )
     runs.add_argument("--output", choices=("text", "json"), default="text")
-    return runs
+    runs.set_defaults(handler=runs_command)
 
 
 def runs_command(ns: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
@@ -100,7 +100,7 @@ async def _runs(
         await store.close()
 
 
-def add_restore_parser(commands: Any) -> argparse.ArgumentParser:
+def add_restore_parser(commands: Any) -> None:
     restore = commands.add_parser(
         "restore",
         help="put back the tags a run deleted (where their manifests still exist)",
@@ -116,7 +116,7 @@ def add_restore_parser(commands: Any) -> argparse.ArgumentParser:
     restore.add_argument("--ca-file", metavar="PEM", help="extra CA bundle to trust")
     restore.add_argument("--allowed-host", action="append", default=[], metavar="HOST")
     restore.add_argument("--output", choices=("text", "json"), default="text")
-    return restore
+    restore.set_defaults(handler=restore_command)
 
 
 def restore_command(ns: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
@@ -132,10 +132,9 @@ def restore_command(ns: argparse.Namespace, environ: Mapping[str, str] | None = 
         raise HistoryInputError(f"--ca-file {ns.ca_file!r}: no such file")
 
     async def restore() -> Any:
-        from purge.registry.acr import open_registry
-
         from purge.history.restore import restore_run
         from purge.history.store import read_record
+        from purge.registry.acr import open_registry
 
         store = history.open()
         try:

@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from purge.history.record import HistoryError, RecordError, check_run_id
-from purge.history.settings import HistorySettings
-from purge.history.store import list_records, read_record
+from purge.config.settings import Config, ConfigError, load_settings
 from purge.functions.http import (
     MAX_BODY_BYTES,
     ApiResponse,
@@ -24,7 +22,9 @@ from purge.functions.http import (
     _describe,
     error_response,
 )
-from purge.config.settings import Config, ConfigError, load_settings
+from purge.history.record import HistoryError, RecordError, check_run_id
+from purge.history.settings import HistorySettings
+from purge.history.store import list_records, read_record
 
 log = logging.getLogger("purge.history")
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING
 
+from purge.history.grace import load_untagged_times, window_start
 from purge.history.record import (
     HistoryError,
     Planned,
@@ -28,6 +30,9 @@ from purge.history.settings import HistorySettings
 from purge.history.store import Store, cutoff
 from purge.model import Plan
 from purge.report import Report
+
+if TYPE_CHECKING:
+    from purge.config.rules import Rule
 
 log = logging.getLogger("purge.history")
 
@@ -42,6 +47,8 @@ class Journal:
         self.started = started
         self.run_id = new_run_id(started)
         self.planned: list[Planned] = []
+        #: The grace facts (purge.service.RunHooks), set by run_recorded.
+        self.untagged_at: Mapping[str, Mapping[str, datetime]] = {}
         self._lock = asyncio.Lock()
         self._wanted = 0
         self._written = 0
@@ -65,12 +72,11 @@ class Journal:
 
     async def before_delete(self, plan: Plan) -> None:
         """Record `plan`'s deletions; returns once they are stored. Raises HistoryError."""
-        media = plan_media_types(plan)
         self.planned += [
             PlannedTag(plan.repository, plan.rule, t.tag, t.digest) for t in plan.tag_deletions
         ]
         self.planned += [
-            PlannedManifest(plan.repository, plan.rule, m.digest, media.get(m.digest), m.tags)
+            PlannedManifest(plan.repository, plan.rule, m.digest, m.media_type, m.tags)
             for m in plan.manifest_deletions
         ]
         self._wanted += 1
@@ -87,8 +93,14 @@ class Journal:
             await self._write("finished", report)
 
 
-def plan_media_types(plan: Plan) -> dict[str, str | None]:
-    return {m.digest: getattr(m, "media_type", None) for m in plan.manifest_deletions}
+@dataclass
+class ReadOnlyHooks:
+    """A dry run's hooks: the grace facts, and no record (dry runs are not recorded)."""
+
+    untagged_at: Mapping[str, Mapping[str, datetime]]
+
+    async def before_delete(self, plan: Plan) -> None:
+        raise HistoryError("a dry run writes no record")  # never called: dry runs do not delete
 
 
 async def run_recorded(
@@ -97,25 +109,39 @@ async def run_recorded(
     registry: str,
     source: str,
     dry_run: bool,
-    run: Callable[..., Any],
+    run: Callable[..., Awaitable[Report]],
+    rules: Sequence[Rule] = (),
     prune: bool = False,
 ) -> Report:
-    """Run `run(before_delete=...)` (a partial of purge.service.run_purge) with its record.
+    """Run `run(hooks=...)` (a partial of purge.service.run_purge) with its record.
 
-    Dry runs and runs without history are not recorded. A record that cannot be written first
-    stops the run before anything is listed: the returned report says why, nothing is deleted.
+    Real runs write a record first: if that fails, the run stops before anything is listed and
+    the returned report says why. Dry runs write nothing, but read the history as the real run
+    would when a rule has a grace (the same plan either way). Without history: just `run()`.
     """
-    if history is None or dry_run:
-        report: Report = await run()
-        return report
+    if history is None:
+        return await run()
     store = history.open()
     try:
-        journal = Journal(store, registry=registry, source=source, started=_now())
+        started = _now()
+        untagged_at: dict[str, dict[str, datetime]] = {}
+        graces = [rule.grace for rule in rules if rule.grace is not None]
+        if graces:
+            try:
+                untagged_at = await load_untagged_times(
+                    store, registry, since=window_start(started, max(graces))
+                )
+            except HistoryError as exc:
+                return refused_report(registry, dry_run, f"the history a grace needs: {exc}")
+        if dry_run:
+            return await run(hooks=ReadOnlyHooks(untagged_at))
+        journal = Journal(store, registry=registry, source=source, started=started)
+        journal.untagged_at = untagged_at
         try:
             await journal.open()
         except HistoryError as exc:
-            return refused_report(registry, str(exc))
-        report = await run(before_delete=journal.before_delete)
+            return refused_report(registry, dry_run, f"the run record could not be written: {exc}")
+        report = await run(hooks=journal)
         report.run_id = journal.run_id
         try:
             await journal.finish(report)
@@ -127,29 +153,29 @@ async def run_recorded(
                 "every deletion it planned",
             )
         if prune:
-            try:
-                removed = await store.prune(cutoff(history.days))
-                if removed:
-                    log.info(
-                        "run history: removed %d records older than %d days", removed, history.days
-                    )
-            except HistoryError as exc:
-                log.warning("run history: old records were not removed: %s", exc)
+            await _prune(store, history.days)
         return report
     finally:
         await store.close()
 
 
-def refused_report(registry: str, reason: str) -> Report:
-    """The report of a run that did not start because its record could not be written."""
-    report = Report(registry, False, _now())
+async def _prune(store: Store, days: int) -> None:
+    try:
+        removed = await store.prune(cutoff(days))
+    except HistoryError as exc:
+        log.warning("run history: old records were not removed: %s", exc)
+        return
+    if removed:
+        log.info("run history: removed %d records older than %d days", removed, days)
+
+
+def refused_report(registry: str, dry_run: bool, reason: str) -> Report:
+    """The report of a run that did not start: run history is on, and `reason` failed."""
+    report = Report(registry, dry_run, _now())
     report.add_error(
-        "*",
-        "history",
-        f"run history is on but the run record could not be written: {reason}; nothing deleted "
-        "(set PURGE_HISTORY=off to run without history)",
+        "*", "history", f"run history is on, but {reason}; nothing deleted, nothing listed"
     )
-    report.mark_incomplete("the run record could not be written; nothing was deleted")
+    report.mark_incomplete("the run history could not be used; nothing was deleted")
     report.finish(_now())
     return report
 

@@ -105,6 +105,11 @@ def _roles(action: str) -> str:
             "permission to write metadata (e.g. Contributor, or 'Container Registry Repository "
             "Writer' on ABAC-enabled registries)"
         )
+    if action == "push":
+        return (
+            "the AcrPush role (or 'Container Registry Repository Writer' on ABAC-enabled "
+            "registries) to restore tags"
+        )
     if action == "catalog":
         return (
             "the AcrPull role (or 'Container Registry Repository Catalog Lister' on "

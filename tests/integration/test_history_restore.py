@@ -93,17 +93,20 @@ async def test_the_record_lists_each_deletion_before_it_happens(
     reader = history.open()
     checks: list[tuple[str, set[str], set[str], set[str]]] = []
 
-    async def run(before_delete: Any) -> Any:
-        async def checked(plan: Any) -> None:
-            await before_delete(plan)
-            listed, _ = await list_records(reader, 1)
-            record = await read_record(reader, listed[0]["id"])
-            stored = {p.tag for p in record.planned if isinstance(p, PlannedTag)}
-            planned = {t.tag for t in plan.tag_deletions}
-            checks.append((plan.repository, planned, stored, set(tags(emu, plan.repository))))
+    async def run(hooks: Any) -> Any:
+        class Checked:
+            untagged_at = hooks.untagged_at
+
+            async def before_delete(self, plan: Any) -> None:
+                await hooks.before_delete(plan)
+                listed, _ = await list_records(reader, 1)
+                record = await read_record(reader, listed[0]["id"])
+                stored = {p.tag for p in record.planned if isinstance(p, PlannedTag)}
+                planned = {t.tag for t in plan.tag_deletions}
+                checks.append((plan.repository, planned, stored, set(tags(emu, plan.repository))))
 
         config = load_settings(settings(emu))
-        return await run_purge(config, dry_run=False, before_delete=checked)
+        return await run_purge(config, dry_run=False, hooks=Checked())
 
     try:
         report = await purge_recorded(emu, history, run)
@@ -145,22 +148,22 @@ async def test_a_record_that_fails_mid_run_stops_every_delete(
     before = emu.dump()["repositories"]
     folder = tmp_path / "runs"
 
-    async def run(before_delete: Any) -> Any:
+    async def run(hooks: Any) -> Any:
         # The first record is written; now the folder turns into a file: every later write fails.
         for item in folder.iterdir():
             item.unlink()
         folder.rmdir()
         folder.write_text("not a folder")
-        return await run_purge(
-            load_settings(settings(emu)), dry_run=False, before_delete=before_delete
-        )
+        return await run_purge(load_settings(settings(emu)), dry_run=False, hooks=hooks)
 
     report = await purge_recorded(emu, HistorySettings(folder=folder), run)
     assert emu.dump()["repositories"] == before
     assert report.tags_deleted == 0
-    refused = [e for e in report.errors if e["ref"] == "history"]
-    assert {e["repository"] for e in refused} >= {"app", "old"}
-    assert all("nothing deleted" in e["error"] for e in refused)
+    refused = {e["repository"]: e["error"] for e in report.errors if e["ref"] == "history"}
+    assert set(refused) == {"app", "old", "*"}
+    assert "nothing deleted in this repository" in refused["app"]
+    assert "nothing deleted in this repository" in refused["old"]
+    assert "the run's outcome could not be recorded" in refused["*"]
 
 
 async def test_restore_puts_tags_back_and_never_moves_a_tag(
