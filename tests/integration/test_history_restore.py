@@ -54,8 +54,8 @@ def tags(emu: EmulatorServer, repo: str) -> dict[str, str]:
 
 
 async def purge_recorded(emu: EmulatorServer, history: HistorySettings, run: Any = None) -> Any:
-    from purge.service import run_purge
     from purge.config.settings import load_settings
+    from purge.service import run_purge
 
     config = load_settings(settings(emu))
     return await run_recorded(
@@ -68,9 +68,8 @@ async def purge_recorded(emu: EmulatorServer, history: HistorySettings, run: Any
 
 
 def open_registry(emu: EmulatorServer, **connection: Any) -> Any:
-    from purge.registry.acr import open_registry as open_acr
-
     from purge.config.settings import load_settings
+    from purge.registry.acr import open_registry as open_acr
 
     config = load_settings(settings(emu))
     if connection:
@@ -83,8 +82,8 @@ def open_registry(emu: EmulatorServer, **connection: Any) -> Any:
 async def test_the_record_lists_each_deletion_before_it_happens(
     emulator_factory: Any, storage: StorageAccount
 ) -> None:
-    from purge.service import run_purge
     from purge.config.settings import load_settings
+    from purge.service import run_purge
 
     emu = emulator_factory(scenario=SCENARIO)
     history = HistorySettings(
@@ -141,8 +140,8 @@ async def test_unwritable_history_deletes_nothing_and_says_why(emulator_factory:
 async def test_a_record_that_fails_mid_run_stops_every_delete(
     emulator_factory: Any, tmp_path: Path
 ) -> None:
-    from purge.service import run_purge
     from purge.config.settings import load_settings
+    from purge.service import run_purge
 
     emu = emulator_factory(scenario=SCENARIO)
     before = emu.dump()["repositories"]

@@ -10,8 +10,8 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import regex
-from purge.config.rules import Rule, TagFilter
 
+from purge.config.rules import Rule, TagFilter
 from purge.model import DOCKER_MANIFEST, OCI_INDEX, Manifest, RepositorySnapshot, Tag
 from purge.planner import plan_repository
 
