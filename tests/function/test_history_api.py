@@ -136,3 +136,40 @@ async def test_runs_answer_clear_errors(
         )
     )
     assert status == 400 and "unknown key 'dryrun'" in body["details"][0]
+
+
+async def test_the_timer_records_its_run_and_removes_records_past_the_retention(
+    emu: EmulatorServer,
+    identity_endpoint: ManagedIdentityEndpoint,
+    own_storage: Azurite,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from azure.functions.timer import TimerRequest
+
+    from purge.history.record import encode, new_run_id
+    from purge.history.store import blob_store_from_connection_string
+
+    set_app_settings(
+        monkeypatch, emu, PURGE_RULES=json.dumps(RULES), PURGE_SCHEDULE="0 0 * * * *",
+        AzureWebJobsStorage=own_storage.connection_string, PURGE_HISTORY_DAYS="30",
+    )  # fmt: skip
+    store = blob_store_from_connection_string(own_storage.connection_string)
+    old_start = datetime.now(timezone.utc) - timedelta(days=31)
+    old = new_run_id(old_start)
+    try:
+        await store.write(old, encode(
+            run_id=old, registry=emu.login_server, source="timer", started=old_start,
+            state="finished", planned=[], report=None, summary="an old run",
+        ))  # fmt: skip
+        last = (datetime.now(timezone.utc) - timedelta(hours=2)).isoformat()
+        await function_app.purge_timer(
+            TimerRequest(past_due=False, schedule_status={"Last": last}, schedule={})
+        )
+        status, runs = answer(await function_app.purge_runs(request("GET", "purge/runs")))
+        assert status == 200
+        assert [(r["source"], r["state"]) for r in runs["runs"]] == [("timer", "finished")]
+        assert set(app_tags(emu)) == {"new"}
+    finally:
+        await store.close()
