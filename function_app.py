@@ -55,3 +55,35 @@ def purge_status(req: func.HttpRequest) -> func.HttpResponse:
 
     document = status_document(os.environ, function_timeout=read_function_timeout(HOST_JSON))
     return func.HttpResponse(json.dumps(document, indent=2), mimetype=JSON_MIMETYPE)
+
+
+@app.route(route="purge/runs", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def purge_runs(req: func.HttpRequest) -> func.HttpResponse:
+    """The recorded runs, newest first, a page at a time (`?limit=N&next=CURSOR`)."""
+    from purge.functions.history import runs_response
+
+    answer = await runs_response(os.environ, dict(req.params))
+    return func.HttpResponse(answer.text, status_code=answer.status, mimetype=JSON_MIMETYPE)
+
+
+@app.route(route="purge/runs/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def purge_run(req: func.HttpRequest) -> func.HttpResponse:
+    """One run's record: the write-ahead plan and the report."""
+    from purge.functions.history import run_response
+
+    answer = await run_response(os.environ, req.route_params.get("id", ""))
+    return func.HttpResponse(answer.text, status_code=answer.status, mimetype=JSON_MIMETYPE)
+
+
+@app.route(route="purge/restore", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def purge_restore(req: func.HttpRequest) -> func.HttpResponse:
+    """Put back the tags a run deleted: a dry run unless the body says `"dryRun": false`."""
+    from purge.functions.history import restore_response
+
+    answer = await restore_response(
+        os.environ,
+        body=req.get_body(),
+        content_type=req.headers.get("content-type"),
+        query=dict(req.params),
+    )
+    return func.HttpResponse(answer.text, status_code=answer.status, mimetype=JSON_MIMETYPE)

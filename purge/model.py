@@ -120,6 +120,9 @@ class RepositorySnapshot:
     #: Subject digest -> digests of its referrers (`GET /v2/{repo}/referrers/{digest}`), or None
     #: when that read failed. Read instead of bodies when it costs fewer reads (the planner).
     referrers: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+    #: Manifest digest -> when this project deleted its last tag (from the run history; only
+    #: rules with a grace read it).
+    untagged_at: Mapping[str, datetime] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,6 +156,8 @@ class ManifestDeletion:
     removed_with: str | None = None
     #: (deleteEnabled, writeEnabled) as listed: put back when an unlocked manifest stays.
     locks: tuple[bool, bool] = (True, True)
+    #: As listed; the run history records it with the deletion.
+    media_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

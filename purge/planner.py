@@ -343,6 +343,29 @@ class RepositoryPlanner:
             return "locked"
         return None
 
+    def _grace(self, m: Manifest) -> str | None:
+        """Why the rule's grace holds back deletion candidate `m`, or None.
+
+        Its tags all go in this run: the grace starts now. Untagged by an earlier run of this
+        project (the run history's `untagged_at`): it waits until the grace after that. A
+        manifest untagged by anyone else has no record and no grace.
+        """
+        grace = self.rule.grace
+        if grace is None:
+            return None
+        if self.names_of.get(m.digest):
+            return (
+                f"grace: its last tag is deleted in this run; deleted no earlier than "
+                f"{_iso(self.now + grace)}"
+            )
+        gone = self.snapshot.untagged_at.get(m.digest)
+        if gone is not None and self.now < gone + grace:
+            return (
+                f"grace: untagged by this project at {_iso(gone)}; deleted no earlier than "
+                f"{_iso(gone + grace)}"
+            )
+        return None
+
     def _untagged_candidates_exist(self) -> bool:
         deleted = set(self.tag_deletes) | set(self.cosign)
         return any(self._classify(m, deleted) is None for m in self.manifests)
@@ -556,6 +579,8 @@ class _Graph:
             elif reason is None and subject is not None and subject not in p.by_digest:
                 reason = f"its subject {short(subject)} is not in the listing"
             if reason is None:
+                reason = p._grace(m)
+            if reason is None:
                 self.candidates.append(m)
             else:
                 self._mark(m.digest, reason)
@@ -669,6 +694,15 @@ class _Graph:
                 reason = f"tags deleted ({_names(tags)}), {age}" if tags else f"untagged, {age}"
             locks = (m.delete_enabled, m.write_enabled)
             result.append(
-                ManifestDeletion(m.digest, tags, m.size, reason, unlock, removed_with, locks)
+                ManifestDeletion(
+                    m.digest,
+                    tags,
+                    m.size,
+                    reason,
+                    unlock,
+                    removed_with,
+                    locks,
+                    media_type=m.media_type,
+                )
             )
         return result

@@ -91,6 +91,8 @@ class Report:
     repositories: dict[str, _RepositoryCounts] = field(default_factory=dict)
     #: Why the run is incomplete, e.g. "time budget of 200s ran out".
     incomplete_reason: str | None = None
+    #: The run history's id of this run (purge.history), when it was recorded.
+    run_id: str | None = None
 
     # --- collecting --------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class Report:
             },
             "freedBytesIsUpperBound": True,
             "incompleteReason": self.incomplete_reason,
+            "run": self.run_id,
             "keptCount": self.kept_count,
             "keptTruncated": self.kept_count > len(self.kept),
             "deletedTruncated": self.unlisted > 0,

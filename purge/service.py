@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from purge.config.rules import Rule, did_you_mean, repository_matches
 from purge.config.settings import Config
@@ -75,6 +75,15 @@ def is_dry_run(config: Config, requested: bool | None, rule: Rule | None = None)
     return config.dry_run if requested is None else requested
 
 
+class RunHooks(Protocol):
+    """What run history adds to a run (purge.history.journal.Journal): the facts a grace
+    needs, and a write-ahead record before each repository's first delete (raise: no delete)."""
+
+    untagged_at: Mapping[str, Mapping[str, datetime]]
+
+    async def before_delete(self, plan: Plan) -> None: ...
+
+
 async def run_purge(
     config: Config,
     *,
@@ -84,6 +93,7 @@ async def run_purge(
     now: datetime | None = None,
     registry: Registry | None = None,
     progress: Progress | None = None,
+    hooks: RunHooks | None = None,
 ) -> Report:
     """Run the selected rules once. Raises only for bad input, before any request is sent."""
     rules = select_rules(config, rule_names)
@@ -104,6 +114,7 @@ async def run_purge(
             deadline=deadline,
             budget=budget,
             progress=progress or (lambda _message: None),
+            hooks=hooks,
         )
         await run.all_rules(rules, functools.partial(is_dry_run, config, dry_run))
     finally:
@@ -163,7 +174,9 @@ class _PurgeRun:
         deadline: float | None,
         budget: float | None,
         progress: Progress,
+        hooks: RunHooks | None = None,
     ) -> None:
+        self.hooks = hooks
         self.registry = registry
         self.report = report
         self.now = now
@@ -309,7 +322,10 @@ class _PurgeRun:
                 rule=rule.name,
             )
             return None
-        snapshot = RepositorySnapshot(repository, tuple(tags), tuple(manifests))
+        untagged_at = self.hooks.untagged_at.get(repository, {}) if self.hooks else {}
+        snapshot = RepositorySnapshot(
+            repository, tuple(tags), tuple(manifests), untagged_at=untagged_at
+        )
         try:
             repository_planner = RepositoryPlanner(snapshot, rule, self.now)
             needed = repository_planner.bodies_needed()
@@ -385,6 +401,13 @@ class _PurgeRun:
 
     async def _execute(self, planned: _Planned, dry: bool) -> None:
         plan = planned.plan
+        if not dry and self.hooks is not None and plan.deletion_count:
+            try:
+                await self.hooks.before_delete(plan)
+            except Exception as exc:  # not recorded: not deleted (fail closed)
+                reason = f"{exc}; nothing deleted in this repository"
+                self.report.add_error(plan.repository, "history", reason, rule=plan.rule)
+                return
         result = await execute(
             plan,
             self.registry,

@@ -18,8 +18,15 @@ from tests.fixtures.identity_endpoint import (  # noqa: E402
     ManagedIdentityEndpoint,
     identity_endpoint,
 )
+from tests.fixtures.storage import StorageAccount, azurite_server, storage  # noqa: E402
 
-__all__ = ["ManagedIdentityEndpoint", "identity_endpoint"]
+__all__ = [
+    "ManagedIdentityEndpoint",
+    "StorageAccount",
+    "azurite_server",
+    "identity_endpoint",
+    "storage",
+]
 
 
 @pytest.fixture

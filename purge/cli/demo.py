@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import shlex
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,8 +28,18 @@ from rich.table import Table
 
 from purge.cli.emulator import DemoError, EmulatorInfo, emulator_process
 from purge.cli.inventory import InventoryRow, take_inventory
-from purge.cli.pull import RegistryReader, Verification, plan_differences, verify_pulls
+from purge.cli.pull import (
+    PullError,
+    RegistryReader,
+    Verification,
+    plan_differences,
+    verify_pulls,
+)
 from purge.config.settings import Config, Connection, describe_rule
+from purge.history.journal import run_recorded
+from purge.history.restore import RestoreReport, restore_run
+from purge.history.settings import HistorySettings
+from purge.history.store import list_records, read_record
 from purge.model import (
     short_digest,
     short_tag,
@@ -40,7 +52,7 @@ from purge.service import run_purge
 #: placeholder). Each shows a different part of the engine: --keep and --protect, graph safety
 #: around indexes and referrers, locks and unknown media types.
 SAMPLE_COMMANDS = (
-    "acr purge --name web-builds --filter 'shop/web:.*' --ago 30d --keep 2 --untagged "
+    "acr purge --name web-builds --filter 'shop/web:.*' --ago 30d --keep 2 --untagged --grace 7d "
     "--protect '^release-'",
     "acr purge --name api-releases --filter 'shop/api:.*' --ago 30d --untagged",
     "acr purge --name legacy-tools --filter 'tools/legacy:.*' --ago 180d --untagged",
@@ -79,31 +91,96 @@ class DemoResult:
     real_run: Report
     verification: Verification
     plan_differences: list[str]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    restore: RestoreReport | None = None
+    #: Each restored tag pulls by tag, with the digest it had before the purge.
+    restored_problems: list[str] = field(default_factory=list)
+    after_restore: Verification | None = None
 
     @property
     def ok(self) -> bool:
-        return self.verification.ok and not self.plan_differences and not self.real_run.errors
+        restored = (
+            self.restore is not None
+            and self.restore.ok
+            and self.restore.count("restored") > 0
+            and not self.restored_problems
+            and self.after_restore is not None
+            and self.after_restore.ok
+        )
+        return (
+            self.verification.ok
+            and not self.plan_differences
+            and not self.real_run.errors
+            and restored
+        )
 
 
-async def run_demo(info: EmulatorInfo, out: Output) -> DemoResult:
-    """Inventory, dry run, real run, verification: the steps, printed as they happen."""
-    config = build_config(info)
+async def run_demo(info: EmulatorInfo, out: Output, history: HistorySettings) -> DemoResult:
+    """Inventory, dry run, real run, verification, run history and undo: the steps, printed
+    as they happen. Both runs go through the run history as in the function app."""
+    config = replace(build_config(info), history=history)
     reader = RegistryReader(info.endpoint, info.ca_file, info.username, info.password)
     try:
         now = datetime.now(timezone.utc)
         inventory = await take_inventory(config.connection, reader, now)
         out.inventory(inventory)
         out.rules(config)
-        dry = await run_purge(config, dry_run=True)
+        dry = await _recorded(config, dry_run=True)
         out.report("Step 3 - dry run: the plan, with a reason for every deletion and keep", dry)
-        real = await run_purge(config, dry_run=False)
+        real = await _recorded(config, dry_run=False)
         differences = plan_differences(dry, real)
         verification = await verify_pulls(reader)
         out.verification(verification, differences)
         out.report("Step 5 - the real run's report", real)
+        result = DemoResult(info, inventory, dry, real, verification, differences)
+        await _undo(config, history, reader, result)
+        out.history(result)
     finally:
         await reader.close()
-    return DemoResult(info, inventory, dry, real, verification, differences)
+    return result
+
+
+async def _recorded(config: Config, *, dry_run: bool) -> Report:
+    return await run_recorded(
+        config.history,
+        registry=config.connection.login_server,
+        source="demo",
+        dry_run=dry_run,
+        run=functools.partial(run_purge, config, dry_run=dry_run),
+        rules=config.rules,
+    )
+
+
+async def _undo(
+    config: Config, history: HistorySettings, reader: RegistryReader, result: DemoResult
+) -> None:
+    """List the recorded runs, restore the real run, check the restored tags pull."""
+    store = history.open()
+    try:
+        result.runs, _ = await list_records(store, 5)
+        record = await read_record(store, result.real_run.run_id or "")
+    finally:
+        await store.close()
+    from purge.registry.acr import open_registry
+
+    registry = open_registry(config.connection)
+    try:
+        result.restore = await restore_run(record, registry, dry_run=False)
+    finally:
+        await registry.close()
+    for item in result.restore.items:
+        if item.status != "restored":
+            continue
+        try:
+            digest, _, _ = await reader.manifest(item.repository, item.tag)
+        except PullError as exc:
+            result.restored_problems.append(str(exc))
+            continue
+        if digest != item.digest:
+            result.restored_problems.append(
+                f"{item.repository}:{item.tag} pulls {digest}, not {item.digest}"
+            )
+    result.after_restore = await verify_pulls(reader)
 
 
 class Output:
@@ -175,6 +252,30 @@ class Output:
         if self.enabled:
             self.console.print(render_text(report, width=self.console.width), markup=False)
 
+    def history(self, result: DemoResult) -> None:
+        self.heading("Step 6 - the run history: every real run leaves a record (Azurite here)")
+        for run in result.runs:
+            self.say(f"  {run['id']}  {run.get('state', '')}  {run.get('summary') or ''}")
+        self.say(
+            "  (dry runs are not recorded; list them with `python -m purge runs --history ...` "
+            "or GET /api/purge/runs)",
+            style="dim",
+        )
+        self.heading("Step 7 - undo: put the deleted tags back where their images still exist")
+        restore = result.restore
+        if restore is not None and self.enabled:
+            self.console.print(restore.render_text(), markup=False, soft_wrap=True)
+        after = result.after_restore
+        for problem in result.restored_problems + (after.problems if after else []):
+            self.say(f"  FAILED: {problem}", style="bold red")
+        good = not result.restored_problems and after is not None and after.ok
+        self.say(
+            "Undo: OK - every restored tag pulls completely, on the digest it had before"
+            if good
+            else "Undo: FAILED",
+            style="bold green" if good else "bold red",
+        )
+
     def verification(self, result: Verification, differences: list[str]) -> None:
         self.heading("Step 4 - verification: every surviving tag still pulls completely")
         self.say(
@@ -224,9 +325,9 @@ def main(argv: Sequence[str] = ()) -> int:
         return int(exc.code) if isinstance(exc.code, int) else 2
     out = Output(enabled=not ns.json)
     try:
-        with emulator_process() as info:
+        with emulator_process() as info, _history() as history:
             out.started(info)
-            result = asyncio.run(run_demo(info, out))
+            result = asyncio.run(run_demo(info, out, history))
             if ns.json:
                 print(json.dumps(_result_json(result), indent=2, default=str))
             else:
@@ -237,6 +338,19 @@ def main(argv: Sequence[str] = ()) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0 if result.ok else 1
+
+
+@contextmanager
+def _history() -> Iterator[HistorySettings]:
+    """Azurite (installed on first use) holds the demo's run history, as a storage account
+    holds the function app's."""
+    from purge.history.azurite import AzuriteError, azurite
+
+    try:
+        with azurite() as storage:
+            yield HistorySettings(connection_string=storage.connection_string)
+    except AzuriteError as exc:
+        raise DemoError(str(exc)) from exc
 
 
 def _conclude(out: Output, result: DemoResult) -> None:
@@ -280,4 +394,8 @@ def _result_json(result: DemoResult) -> dict[str, Any]:
         "run": result.real_run.to_dict(),
         "verification": result.verification.to_dict(),
         "planDifferences": list(result.plan_differences),
+        "runs": result.runs,
+        "restore": result.restore.to_dict() if result.restore is not None else None,
+        "restoredProblems": list(result.restored_problems),
+        "afterRestore": result.after_restore.to_dict() if result.after_restore else None,
     }

@@ -1,14 +1,16 @@
 """`python -m purge` / `acr-purge`: the engine for laptops, CI and ACR Task command lines.
 
 Subcommands: `run` (alias `purge`, and an optional leading `acr purge` so an ACR Task's command
-line works unchanged), `check-config`, `demo`. Exit codes: 0 ok, 1 errors in the run, 2 bad input
-(a clear message on stderr; nothing is deleted).
+line works unchanged), `check-config`, `demo`, and the run history's `runs` and `restore`.
+Exit codes: 0 ok, 1 errors in the run, 2 bad input (a clear message on stderr; nothing is
+deleted).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib
 import json
 import logging
@@ -45,9 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse already printed a usage message
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
     command: Callable[[argparse.Namespace], int] = ns.handler
+    from purge.cli.history import HistoryInputError
+
     try:
         return command(ns)
-    except BadInput as exc:
+    except (BadInput, HistoryInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("nothing was deleted", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -99,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("demo_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     demo.set_defaults(handler=demo_command)
+
+    from purge.cli.history import add_restore_parser, add_runs_parser
+
+    add_runs_parser(commands)
+    add_restore_parser(commands)
     return parser
 
 
@@ -126,6 +135,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--time-budget", type=_positive_float, metavar="S", help="stop starting deletions after S s"
     )
+    add(
+        "--history",
+        metavar="URL|DIR",
+        help="record the run (write-ahead) in this folder, blob URL or storage connection "
+        "string, for `runs` and `restore` (default: PURGE_HISTORY; else not recorded)",
+    )
 
 
 def _positive_float(text: str) -> float:
@@ -143,8 +158,15 @@ def _positive_float(text: str) -> float:
 
 #: Appended to a dotless `-r myregistry` (and ACR_DEFAULT_REGISTRY), as acr purge does.
 DEFAULT_REGISTRY_SUFFIX = ".azurecr.io"
-#: App settings `run` does not read: its flags are the rule, and it has no timer.
-_NOT_FOR_RUN = ("PURGE_RULES", "PURGE_COMMAND", "PURGE_SCHEDULE")
+#: App settings `run` does not read: its flags are the rule, it has no timer, and --history
+#: reads PURGE_HISTORY itself (the CLI records only when asked).
+_NOT_FOR_RUN = (
+    "PURGE_RULES",
+    "PURGE_COMMAND",
+    "PURGE_SCHEDULE",
+    "PURGE_HISTORY",
+    "PURGE_HISTORY_DAYS",
+)
 
 
 def resolve_registry(value: str | None, environ: Mapping[str, str]) -> str:
@@ -223,7 +245,14 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         refresh_token=login.refresh_token,
         catalog_page_size=ns.repository_page_size,
     )
-    return replace(config, connection=connection, rules=(rule,))
+    from purge.cli.history import history_from
+    from purge.history.settings import grace_problems
+
+    history = history_from(ns, environ)
+    problems = grace_problems((rule,), history, "--history")
+    if problems:
+        raise BadInput("; ".join(problems))
+    return replace(config, connection=connection, rules=(rule,), history=history)
 
 
 def _check_trusted(login_server: str, allowed: str) -> None:
@@ -260,11 +289,20 @@ def run_command(ns: argparse.Namespace, *, environ: Mapping[str, str] | None = N
         logging.basicConfig(
             level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
         )
-    from purge.service import run_purge
+    from purge.history.journal import run_recorded
+    from purge.service import is_dry_run, run_purge
 
     with progress_reporter(sys.stderr) as progress:
+        recorded = run_recorded(
+            config.history,
+            registry=config.connection.login_server,
+            source="cli",
+            dry_run=is_dry_run(config, None),
+            run=functools.partial(run_purge, config, progress=progress),
+            rules=config.rules,
+        )
         try:
-            report = asyncio.run(run_purge(config, progress=progress))
+            report = asyncio.run(recorded)
         except ValueError as exc:  # untrusted host, unknown rule: refused before any request
             raise BadInput(str(exc)) from exc
     if ns.output == "json":

@@ -163,6 +163,13 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", default=None, help="rule name (default rule-1, rule-2, ...)")
     parser.add_argument(
+        "--grace",
+        default=None,
+        metavar="DURATION",
+        help="delete a manifest this project untagged no earlier than DURATION after its last "
+        "tag went (needs run history)",
+    )
+    parser.add_argument(
         "--schedule", default=None, metavar="NCRONTAB", help="run this rule only on its schedule"
     )
 
@@ -184,6 +191,7 @@ def rule_from_namespace(ns: argparse.Namespace, name: str) -> Rule:
         schedule=ns.schedule,
         dry_run=True if ns.dry_run else None,
         filter_timeout=ns.filter_timeout_seconds,
+        grace=getattr(ns, "grace", None),
     )
 
 

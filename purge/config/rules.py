@@ -60,6 +60,9 @@ class Rule:
     max_deletions: MaxDeletions | None = None
     schedule: str | None = None
     dry_run: bool | None = None  # None: the run's (or PURGE_DRY_RUN's) setting
+    #: A manifest this project untagged is deleted no earlier than this after its last tag
+    #: went (read from the run history), so that an undo brings back the whole image.
+    grace: timedelta | None = None
 
 
 #: Per-match timeout in seconds. acr purge defaults to 60 s; a purge runs many matches, so a
@@ -140,6 +143,7 @@ FLAG_OF_KEY = {
     "schedule": "--schedule",
     "dryRun": "--dry-run",
     "filterTimeoutSeconds": "--filter-timeout-seconds",
+    "grace": "--grace",
 }
 
 
@@ -196,6 +200,7 @@ RULE_KEYS = (
     "maxDeletions",
     "schedule",
     "dryRun",
+    "grace",
 )
 
 #: The implicit filter of `--untagged-only` without one: every repository.
@@ -487,6 +492,7 @@ def make_rule(
     schedule: str | None = None,
     dry_run: bool | None = None,
     filter_timeout: float | None = None,
+    grace: str | timedelta | None = None,
 ) -> Rule:
     """Build a Rule from flag-like values, checking each and their combination.
 
@@ -562,6 +568,20 @@ def make_rule(
         if max_deletions is None or isinstance(max_deletions, MaxDeletions)
         else attempt("maxDeletions", parse_max_deletions, max_deletions)
     )
+    parsed_grace = grace if not isinstance(grace, str) else attempt("grace", parse_duration, grace)
+    if parsed_grace is not None and parsed_grace <= timedelta(0):
+        problems.append(
+            valued("grace", grace, "must be longer than 0 (e.g. '7d'); leave it out for no grace")
+        )
+        parsed_grace = None
+    if parsed_grace is not None and not (untagged or untagged_only):
+        problems.append(
+            Problem(
+                "grace",
+                "only delays the deletion of untagged manifests: it needs untagged or "
+                "untaggedOnly (--untagged, --untagged-only)",
+            )
+        )
     if schedule is not None:
         try:
             validate_schedule(schedule)
@@ -582,6 +602,7 @@ def make_rule(
         max_deletions=parsed_max,
         schedule=schedule.strip() if schedule is not None else None,
         dry_run=dry_run,
+        grace=parsed_grace,
     )
 
 
@@ -635,6 +656,7 @@ def rule_from_mapping(obj: Any, index: int) -> Rule:
     max_deletions = typed("maxDeletions", (int, str), "a whole number or a percentage like '10%'")
     schedule = typed("schedule", str, "an NCRONTAB string like '0 0 3 * * *'")
     dry_run = typed("dryRun", bool, "true or false")
+    grace = typed("grace", str, "a duration string like '7d'")
     if problems:
         raise RuleProblems(name, problems)
     return make_rule(
@@ -649,6 +671,7 @@ def rule_from_mapping(obj: Any, index: int) -> Rule:
         max_deletions=max_deletions,
         schedule=schedule,
         dry_run=dry_run,
+        grace=grace,
     )
 
 

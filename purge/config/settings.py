@@ -36,6 +36,7 @@ from purge.config.rules import (
 )
 from purge.config.schedule import ScheduleError
 from purge.config.schedule import validate as validate_schedule
+from purge.history.settings import HistorySettings, grace_problems, parse_history
 
 #: The Entra ID audience of ACR tokens in Azure's public cloud; PURGE_AUDIENCE sets another.
 DEFAULT_AUDIENCE = "https://containerregistry.azure.net"
@@ -79,6 +80,8 @@ class Config:
     dry_run: bool = False
     concurrency: int | None = None  # None: adaptive, up to the engine's default ceiling
     time_budget: float | None = None  # seconds; None: the trigger's default
+    #: Where run records go (purge.history); None: history is off.
+    history: HistorySettings | None = None
 
 
 # --- Loading ----------------------------------------------------------------------------------
@@ -97,6 +100,8 @@ KNOWN_SETTINGS = (
     "PURGE_CA_FILE",
     "PURGE_USERNAME",
     "PURGE_PASSWORD",
+    "PURGE_HISTORY",
+    "PURGE_HISTORY_DAYS",
 )
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
@@ -138,6 +143,8 @@ def load_settings(
     dry_run = _parse_bool("PURGE_DRY_RUN", get("PURGE_DRY_RUN"), False, errors)
     concurrency = _parse_concurrency(get("PURGE_CONCURRENCY"), errors)
     time_budget = _parse_time_budget(get("PURGE_TIME_BUDGET"), errors)
+    history = parse_history(get("PURGE_HISTORY"), get("PURGE_HISTORY_DAYS"), environ, errors)
+    errors += grace_problems(rules, history, "PURGE_HISTORY")
     audience = _parse_audience(get("PURGE_AUDIENCE"), errors)
     ca_file = get("PURGE_CA_FILE")
     if ca_file is not None and not os.path.isfile(ca_file):
@@ -172,6 +179,7 @@ def load_settings(
         dry_run=dry_run,
         concurrency=concurrency,
         time_budget=time_budget,
+        history=history,
     )
 
 
@@ -216,6 +224,11 @@ def describe_config(config: Config) -> dict[str, Any]:
         "dryRun": config.dry_run,
         "concurrency": config.concurrency,
         "timeBudget": config.time_budget,
+        "history": (
+            {"location": config.history.describe(), "days": config.history.days}
+            if config.history is not None
+            else None
+        ),
         "rules": [describe_rule(rule) for rule in config.rules],
     }
 
@@ -238,6 +251,7 @@ def describe_rule(rule: Rule) -> dict[str, Any]:
         "maxDeletions": max_deletions,
         "schedule": rule.schedule,
         "dryRun": rule.dry_run,
+        "grace": format_duration(rule.grace) if rule.grace is not None else None,
     }
 
 

@@ -7,6 +7,7 @@ that says what is wrong, rather than a silently ignored option that turns into a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -197,15 +198,26 @@ async def run_http_purge(
     except ConfigError as exc:
         log.error("purge_http: invalid configuration, nothing deleted: %s", "; ".join(exc.errors))
         return error_response(500, "invalid configuration; nothing was deleted", exc.errors)
-    from purge.service import UnknownRule, run_purge
+    from purge.history.journal import run_recorded
+    from purge.service import UnknownRule, is_dry_run, run_purge, select_rules
 
     try:
-        report = await run_purge(
-            config,
-            rule_names=request.rules,
-            dry_run=request.dry_run,
-            budget_seconds=http_budget(config.time_budget),
-            now=now,
+        select_rules(config, request.rules)  # an unknown name is refused before any record
+        report = await run_recorded(
+            config.history,
+            registry=config.connection.login_server,
+            source="http",
+            dry_run=is_dry_run(config, request.dry_run),
+            run=functools.partial(
+                run_purge,
+                config,
+                rule_names=request.rules,
+                dry_run=request.dry_run,
+                budget_seconds=http_budget(config.time_budget),
+                now=now,
+            ),
+            rules=config.rules,
+            prune=True,
         )
     except UnknownRule as exc:
         return error_response(400, "unknown rule name", [str(exc)])

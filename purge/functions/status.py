@@ -39,6 +39,7 @@ def status_document(
         "schedule": _fire_times(schedule, moment),
         "rules": [],
         "timeBudgetSeconds": None,
+        "lastRun": None,
     }
     if config is not None:
         from purge.config.settings import describe_config
@@ -52,7 +53,22 @@ def status_document(
             "timer": timer_budget(config.time_budget, function_timeout),
             "http": http_budget(config.time_budget),
         }
+        document["lastRun"] = _last_run(config)
     return document
+
+
+def _last_run(config: Config) -> dict[str, Any] | None:
+    """The newest recorded run's overview (its summary line); None when history is off.
+
+    The status handler is synchronous (the host runs it on a worker thread, with no event
+    loop), so the one storage read runs in its own loop; it is skipped when history is off."""
+    if config.history is None:
+        return None
+    import asyncio
+
+    from purge.functions.history import last_run
+
+    return asyncio.run(last_run(config.history))
 
 
 def _fire_times(

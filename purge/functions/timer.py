@@ -5,6 +5,7 @@ Every entry point loads and validates the settings first: an invalid configurati
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -111,10 +112,19 @@ async def run_timer_tick(
         tick.isoformat(),
         budget,
     )
-    from purge.service import run_purge
+    from purge.history.journal import run_recorded
+    from purge.service import is_dry_run, run_purge
 
-    report = await run_purge(
-        config, rule_names=due, budget_seconds=budget, now=tick, progress=log.info
+    report = await run_recorded(
+        config.history,
+        registry=config.connection.login_server,
+        source="timer",
+        dry_run=is_dry_run(config, None),
+        run=functools.partial(
+            run_purge, config, rule_names=due, budget_seconds=budget, now=tick, progress=log.info
+        ),
+        rules=config.rules,
+        prune=True,
     )
     log_report(report, "purge_timer")
     return TimerOutcome("ran", previous_tick=since, tick=tick, rules=due, report=report)

@@ -9,7 +9,7 @@ errors to the engine's types; purge.registry.transport shares one SSL context pe
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -21,7 +21,7 @@ from azure.core.rest import AsyncHttpResponse, HttpRequest
 
 from purge.config.hosts import trusted_host
 from purge.config.settings import DEFAULT_AUDIENCE, Connection
-from purge.model import Manifest, ManifestBody, Tag
+from purge.model import KNOWN_MEDIA_TYPES, Manifest, ManifestBody, Tag
 from purge.registry.policies import (
     RETRY_BACKOFF,
     RETRY_BACKOFF_MAX,
@@ -69,10 +69,78 @@ MANIFEST_ACCEPT = ", ".join(
 OPERATION_TIMEOUT = 120
 
 
+# ---------------------------------------------------------------- restore (purge.history)
+
+
+class RestoreMethods:
+    """Reading a manifest's exact bytes and putting them under a tag: what an undo needs."""
+
+    endpoint: str
+    _send_raw: Callable[[HttpRequest], Awaitable[AsyncHttpResponse]]
+
+    async def _call(self, request: HttpRequest, what: str, action: str) -> AsyncHttpResponse:
+        try:
+            return await self._send_raw(request)
+        except Exception as exc:
+            raise map_error(exc, what, action) from exc
+
+    async def tag_digest(self, repository: str, tag: str) -> str | None:
+        """The digest `tag` points at now; None when there is no such tag (or repository)."""
+        what = f"reading tag {repository}:{tag}"
+        path = f"/acr/v1/{_quote(repository)}/_tags/{quote(tag, safe='')}"
+        request = HttpRequest(
+            "GET", self.endpoint + path, params={"api-version": "2021-07-01"},
+            headers={"Accept": "application/json"},
+        )  # fmt: skip
+        response = await self._call(request, what, "read")
+        if response.status_code == 404:
+            return None
+        raise_for_status(response, what, "read")
+        try:
+            digest = response.json()["tag"]["digest"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RegistryError(f"{what}: the registry answered without tag.digest") from exc
+        if not isinstance(digest, str):
+            raise RegistryError(f"{what}: the registry answered a digest that is not a string")
+        return digest
+
+    async def read_manifest(self, repository: str, digest: str) -> tuple[bytes, str]:
+        """The manifest's bytes, checked against `digest`, and its media type; NotFound (404)."""
+        what = f"reading manifest {repository}@{digest}"
+        if not digest.startswith("sha256:"):
+            raise ManifestUnreadable(f"{what}: only sha256 digests can be verified")
+        request = HttpRequest(
+            "GET", f"{self.endpoint}/v2/{_quote(repository)}/manifests/{digest}",
+            headers={"Accept": ", ".join(sorted(KNOWN_MEDIA_TYPES))},
+        )  # fmt: skip
+        response = await self._call(request, what, "read")
+        raise_for_status(response, what, "read")
+        body = response.content
+        if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+            raise ManifestUnreadable(f"{what}: the body does not match its digest")
+        media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()
+        if not media_type:
+            raise ManifestUnreadable(f"{what}: the registry sent no Content-Type")
+        return body, media_type
+
+    async def put_manifest(self, repository: str, tag: str, body: bytes, media_type: str) -> str:
+        """PUT the bytes under `tag` (needs push rights); answers the digest the registry kept."""
+        what = f"putting tag {repository}:{tag}"
+        request = HttpRequest(
+            "PUT", f"{self.endpoint}/v2/{_quote(repository)}/manifests/{quote(tag, safe='')}",
+            content=body, headers={"Content-Type": media_type},
+        )  # fmt: skip
+        response = await self._call(request, what, "push")
+        if response.status_code != 201:
+            raise map_error(HttpResponseError(response=response), what, "push")
+        stored = response.headers.get("Docker-Content-Digest")
+        return stored if stored else "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 # ---------------------------------------------------------------- the registry
 
 
-class AcrRegistry:
+class AcrRegistry(RestoreMethods):
     """purge.registry.protocol.Registry over ContainerRegistryClient. Close it (or `async with`)."""
 
     def __init__(

@@ -9,6 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import function_app
 from purge.functions import common
 
@@ -30,8 +32,15 @@ def trigger_of(name: str) -> dict[str, Any]:
     return trigger
 
 
-def test_exactly_the_three_functions_are_registered() -> None:
-    assert sorted(indexed()) == ["purge_http", "purge_status", "purge_timer"]
+def test_exactly_the_six_functions_are_registered() -> None:
+    assert sorted(indexed()) == [
+        "purge_http",
+        "purge_restore",
+        "purge_run",
+        "purge_runs",
+        "purge_status",
+        "purge_timer",
+    ]
     assert {fn["scriptFile"] for fn in indexed().values()} == {"function_app.py"}
 
 
@@ -52,6 +61,24 @@ def test_purge_endpoint_is_post_only_at_function_level() -> None:
     assert trigger["authLevel"].lower() == "function"
     outputs = [b for b in indexed()["purge_http"]["bindings"] if b["direction"] == "OUT"]
     assert outputs == [{"direction": "OUT", "type": "http", "name": "$return"}]
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "method"),
+    [
+        ("purge_runs", "purge/runs", "GET"),
+        ("purge_run", "purge/runs/{id}", "GET"),
+        ("purge_restore", "purge/restore", "POST"),
+    ],
+)
+def test_history_endpoints_are_at_function_level(name: str, route: str, method: str) -> None:
+    trigger = trigger_of(name)
+    assert (trigger["type"], trigger["route"], trigger["methods"]) == (
+        "httpTrigger",
+        route,
+        [method],
+    )
+    assert trigger["authLevel"].lower() == "function"
 
 
 def test_status_endpoint_is_get_only_at_function_level() -> None:
@@ -78,7 +105,7 @@ def test_importing_the_app_loads_no_sdk_and_reads_no_setting() -> None:
         "import os, sys\n"
         "for k in [k for k in os.environ if k.startswith('PURGE_')]: del os.environ[k]\n"
         "import function_app\n"
-        "assert len(function_app.app.get_functions()) == 3\n"
+        "assert len(function_app.app.get_functions()) == 6\n"
         "heavy = ('azure.containerregistry', 'azure.identity', 'rich', 'aiohttp', 'purge')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
         "             or m.startswith(heavy)))\n"

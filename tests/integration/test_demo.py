@@ -76,6 +76,12 @@ def test_demo_prints_plan_verification_and_report_and_leaves_nothing_running() -
     assert totals and int(totals.group(1)) > 0 and int(totals.group(2)) > 0
     assert re.search(r"Estimated space freed: [\d.]+ MiB \(an upper bound", text)
     assert "\x1b[" not in text  # plain text in a pipe
+    # The run history and the undo: the real run is listed, its builds come back (grace kept
+    # their images), and the restored tags pull on their old digests.
+    assert re.search(r"Step 6 - the run history.*\n  \d{8}T\d{6}Z-[0-9a-f]{6}  finished", text)
+    assert re.search(r"restored +shop/web:build-101 @sha256:", text)
+    assert "not restorable: manifest deleted (deleted by this run)" in text
+    assert "Undo: OK - every restored tag pulls completely, on the digest it had before" in text
     # Nothing left behind: neither the emulator process nor its temporary directory.
     assert not emulator_alive(int(started.group(1)))
     assert processes_mentioning(data_dir.group(1)) == []
@@ -100,6 +106,12 @@ def test_demo_json_is_one_document_with_matching_dry_and_real_runs() -> None:
         "shop/api",
         "1.9-lts",
     ) not in deleted_tags
+    assert [r["id"] for r in doc["runs"]] == [real["run"]]  # the dry run is not recorded
+    restored = {t["tag"]: t["digest"] for t in doc["restore"]["tags"] if t["status"] == "restored"}
+    assert restored and restored == {
+        t["tag"]: t["digest"] for t in real["deleted"]["tags"] if t["tag"] in restored
+    }
+    assert doc["restoredProblems"] == [] and doc["afterRestore"]["ok"] is True
     assert not emulator_alive(doc["emulator"]["pid"])
 
 

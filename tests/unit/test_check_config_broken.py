@@ -30,6 +30,8 @@ BROKEN = {
     "PURGE_PASSWORD": "only-a-password",
     "AZURE_CLIENT_ID": "not-a-guid",
     "PURGE_DRYRUN": "true",
+    "PURGE_HISTORY": "sometimes",
+    "PURGE_HISTORY_DAYS": "0",
 }
 
 

@@ -18,6 +18,9 @@ HANDLER_MODULES = (
     "purge.functions.status",
     "purge.service",
     "purge.registry.acr",
+    "purge.functions.history",
+    "purge.history.journal",
+    "purge.history.restore",
 )
 
 

@@ -255,6 +255,7 @@ def test_describe_config_is_json_in_rule_spelling() -> None:
         "maxDeletions": "5%",
         "schedule": "0 0 3 * * *",
         "dryRun": True,
+        "grace": None,
     }
     # What describe_config prints is valid PURGE_RULES again.
     again = load_settings({**BASE, "PURGE_RULES": json.dumps(described["rules"])})
@@ -300,3 +301,21 @@ def test_bad_settings_files(tmp_path: Path, document: object, message: str) -> N
 def test_missing_settings_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read it"):
         load_settings_file(tmp_path / "absent.json")
+
+
+def test_a_grace_needs_run_history_and_must_fit_in_it() -> None:
+    rules = json.dumps([{"name": "g", "filter": ["app:.*"], "untagged": True, "grace": "7d"}])
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "PURGE_RULES": rules})
+    assert "rule 'g': grace 7d needs run history" in str(caught.value)
+    with pytest.raises(ConfigError, match="longer than the 5 days run records are kept"):
+        load_settings(
+            {**BASE, "PURGE_RULES": rules, "PURGE_HISTORY": "/tmp/runs", "PURGE_HISTORY_DAYS": "5"}
+        )
+    config = load_settings(
+        {**BASE, "PURGE_RULES": rules, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    )
+    assert config.rules[0].grace == timedelta(days=7) and config.history is not None
+    no_untagged = json.dumps([{"name": "g", "filter": ["app:.*"], "grace": "7d"}])
+    with pytest.raises(ConfigError, match=r"PURGE_RULES\[0\].grace: only delays the deletion of untagged manifests"):
+        load_settings({**BASE, "PURGE_RULES": no_untagged, "PURGE_HISTORY": "/tmp/runs"})
