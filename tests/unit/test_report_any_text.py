@@ -1,0 +1,63 @@
+"""The text report survives any text: rich markup in names, reasons and errors is shown as is.
+
+`--protect '^t0[/]?$'` once deleted four tags and then crashed the text report on rich's markup
+(`MarkupError`), losing the record of a real deletion. Every string is escaped on its way in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from purge.memory import InMemoryRegistry
+from purge.model import DOCKER_MANIFEST, Manifest, Tag
+from purge.report import Report
+from purge.rules import make_rule
+from purge.service import run_purge
+from purge.settings import Config, Connection
+
+NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
+OLD = datetime(2024, 1, 1, tzinfo=timezone.utc)
+HOSTILE = [
+    "[/]",
+    "[bold]x[/bold]",
+    "[link=https://evil.example]y[/link]",
+    "[/red]",
+    "[[[",
+    "]]][",
+    "\\[b]",
+    "[@click=app.quit]q[/]",
+    ":warning:",
+    "\x1b[31mred\x1b[0m",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_errors_and_repositories_with_markup_are_rendered_literally(text: str) -> None:
+    report = Report("myreg.azurecr.io", False, NOW)
+    report.start_rule("r", False)
+    report.add_error(f"team/{text}", f"tag {text}", f"HTTP 500 INJECTED: {text}", rule="r")
+    report.mark_incomplete(f"the registry said {text}")
+    report.finish(NOW)
+    rendered = report.render_text(width=400)
+    assert "\x1b" not in rendered  # no terminal escape reaches the report
+    shown = text.replace("\x1b", "\\x1b")  # control characters are shown escaped
+    assert f"HTTP 500 INJECTED: {shown}" in rendered
+    assert f"team/{shown}" in rendered
+    assert f"the registry said {shown}" in rendered
+
+
+async def test_a_protect_pattern_with_markup_does_not_lose_the_report_of_a_real_run() -> None:
+    registry = InMemoryRegistry("myreg.azurecr.io")
+    for n in range(5):
+        digest = f"sha256:{n:064x}"
+        registry.add_manifest("app", Manifest(digest, DOCKER_MANIFEST, OLD, size=10))
+        registry.add_tag("app", Tag(f"t{n}", digest, OLD))
+    rule = make_rule("r", filters=["app:.*"], ago="1d", protect=["^t0[/]?$"])
+    config = Config(Connection("myreg.azurecr.io"), rules=(rule,))
+    report = await run_purge(config, dry_run=False, now=NOW, registry=registry)
+    assert registry.tag_names("app") == {"t0"}
+    rendered = report.render_text(width=400)
+    assert "^t0[/]?$" in rendered
+    assert "deleted 4 tags" in rendered
