@@ -197,7 +197,7 @@ def test_a_non_string_secret_in_local_settings_json_is_not_printed(
 
 def test_a_non_string_ordinary_setting_still_shows_its_value(tmp_path: Path) -> None:
     path = write_settings(tmp_path, json.dumps({"Values": {"PURGE_CONCURRENCY": 8}}))
-    with pytest.raises(ConfigError, match="PURGE_CONCURRENCY: must be a string .*got 8"):
+    with pytest.raises(ConfigError, match=r"PURGE_CONCURRENCY: must be a string .*got 8"):
         load_settings_file(path)
 
 

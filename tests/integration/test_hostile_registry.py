@@ -1,0 +1,154 @@
+"""A registry that answers slowly, without end or with too much must not hold a run past its
+budget, grow memory without bound or be believed (issue 16, section 6).
+
+Each test runs the real service, ACR client and SDK over HTTPS against a hostile server on
+loopback (tests/fixtures/hostile_registry.py) and checks three things: the run ends within its
+budget (plus the slack below), it says it is incomplete or names the fault, and nothing is
+written to the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from purge.report import Report
+from purge.rules import make_rule
+from purge.service import run_purge
+from purge.settings import Config, Connection
+from tests.fixtures.hostile_registry import HostileRegistry, connection_kwargs
+
+ROOT = Path(__file__).resolve().parents[2]
+BUDGET = 3.0
+#: What a run may take beyond its budget: the in-flight page is abandoned at the deadline, so
+#: this is scheduling slack on a loaded two-core machine, not a second budget.
+SLACK = 2.0
+HANG = 60.0
+#: Runs the CLI and prints its own peak RSS (KiB on Linux) last on stderr.
+PEAK_RSS_CLI = (
+    "import resource, sys\n"
+    "from purge.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('peak-rss-kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Iterator[Callable[..., HostileRegistry]]:
+    started: list[HostileRegistry] = []
+
+    def make(mode: str, **kwargs: float) -> HostileRegistry:
+        server = HostileRegistry(mode, str(tmp_path), **kwargs).start()  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def config_for(server: HostileRegistry) -> Config:
+    rule = make_rule("r", filters=["app:.*"], ago="1d", untagged=True)
+    return Config(Connection(**connection_kwargs(server)), rules=(rule,))  # type: ignore[arg-type]
+
+
+async def timed_run(server: HostileRegistry, budget: float | None) -> tuple[Report, float]:
+    started = time.monotonic()
+    run = run_purge(config_for(server), dry_run=False, budget_seconds=budget)
+    report = await asyncio.wait_for(run, HANG)  # a hang fails the test instead of the suite
+    return report, time.monotonic() - started
+
+
+async def test_empty_pages_that_keep_a_next_link_stop_at_the_budget(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    server = hostile("empty-pages")
+    report, elapsed = await timed_run(server, BUDGET)
+    assert elapsed < BUDGET + SLACK, elapsed
+    data = report.to_dict()
+    assert data["complete"] is False
+    assert "time budget" in data["incompleteReason"]
+    assert data["totals"]["tagsDeleted"] == 0
+    assert server.writes() == []
+    assert len(server.requests) > 10  # it really was paging, not refused up front
+
+
+async def test_a_catalog_that_never_ends_stops_at_the_budget(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    server = hostile("endless-catalog")
+    report, elapsed = await timed_run(server, BUDGET)
+    assert elapsed < BUDGET + SLACK, elapsed
+    data = report.to_dict()
+    assert data["complete"] is False
+    assert "time budget" in data["incompleteReason"]
+    assert server.writes() == []
+    assert sum(1 for _, path in server.requests if path == "/acr/v1/_catalog") > 10
+
+
+async def test_a_body_dripped_a_byte_at_a_time_is_abandoned_at_the_budget(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    server = hostile("drip", drip_interval=0.2)  # the tag page would take about a minute
+    report, elapsed = await timed_run(server, BUDGET)
+    assert elapsed < BUDGET + SLACK, elapsed
+    data = report.to_dict()
+    assert data["complete"] is False
+    assert data["totals"]["tagsDeleted"] == 0
+    assert server.writes() == []
+
+
+async def test_a_repeated_page_link_fails_closed_for_that_repository_without_a_budget(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    server = hostile("repeated-link")
+    report, elapsed = await timed_run(server, None)
+    assert elapsed < 10, elapsed  # once looped forever, memory growing
+    data = report.to_dict()
+    assert data["totals"]["tagsDeleted"] == 0
+    [error] = data["errors"]
+    assert error["repository"] == "app"
+    assert "repeated" in error["error"] and "nothing deleted in this repository" in error["error"]
+    assert server.writes() == []
+    assert sum(1 for _, path in server.requests if path == "/acr/v1/app/_tags") == 2
+
+
+async def test_an_undecodable_listing_says_so_instead_of_http_200(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    server = hostile("undecodable")
+    report, _ = await timed_run(server, BUDGET)
+    [error] = report.to_dict()["errors"]
+    assert "not valid JSON" in error["error"], error
+    assert "HTTP 200" not in error["error"], error
+    assert server.writes() == []
+
+
+def test_a_300_mb_tag_page_is_refused_without_reading_it_into_memory(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    server = hostile("huge-page", huge_bytes=300 * 1024 * 1024)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PURGE_REGISTRY", None)
+    completed = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_CLI, "run", "-r", server.login_server,
+         "--allowed-host", server.login_server, "--ca-file", server.ca_file,
+         "-u", "user", "-p", "pass", "--filter", "app:.*", "--ago", "1d", "--output", "json"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=str(ROOT),
+    )  # fmt: skip
+    peak_mib = int(completed.stderr.rsplit("peak-rss-kib", 1)[1].split()[0]) / 1024
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    assert '"tagsDeleted": 0' in completed.stdout
+    assert "bytes" in completed.stdout and "larger than" in completed.stdout
+    assert server.writes() == []
+    assert server.bytes_sent < 300 * 1024 * 1024  # the client hung up early
+    print(f"peak RSS of the CLI against a 300 MB tag page: {peak_mib:.0f} MiB")
+    assert peak_mib < 200, peak_mib  # once 1.9 GB; a Consumption instance has 1.5 GB
