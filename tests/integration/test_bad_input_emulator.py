@@ -51,7 +51,8 @@ def writes(emu: EmulatorServer) -> list[str]:
 
 def base_args(emu: EmulatorServer) -> list[str]:
     return ["run", "-r", emu.login_server, "--allowed-host", emu.login_server,
-            "--ca-file", emu.ca_file, "-u", emu.username or "", "-p", emu.password or ""]  # fmt: skip
+            "--ca-file", emu.ca_file,
+            "-u", emu.username or "", "-p", emu.password or ""]  # fmt: skip
 
 
 def not_pem(tmp: Path) -> str:
