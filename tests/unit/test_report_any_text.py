@@ -61,3 +61,22 @@ async def test_a_protect_pattern_with_markup_does_not_lose_the_report_of_a_real_
     rendered = report.render_text(width=400)
     assert "^t0[/]?$" in rendered
     assert "deleted 4 tags" in rendered
+
+
+async def test_a_filter_that_matches_no_repository_warns_in_the_report() -> None:
+    registry = InMemoryRegistry("myreg.azurecr.io")
+    registry.add_manifest("app", Manifest("sha256:" + "1" * 64, DOCKER_MANIFEST, OLD, size=1))
+    registry.add_tag("app", Tag("v1", "sha256:" + "1" * 64, OLD))
+    rule = make_rule("r", filters=["app:.*", "ap:.*", "team/.*:.*"], ago="1d")
+    config = Config(Connection("myreg.azurecr.io"), rules=(rule,))
+    report = await run_purge(config, dry_run=True, now=NOW, registry=registry)
+    data = report.to_dict()
+    assert data["warnings"] == [
+        "rule 'r': filter 'ap:.*' matches no repository (the repository part must match a "
+        "whole name; did you mean 'app'?)",
+        "rule 'r': filter 'team/.*:.*' matches no repository (the repository part must match "
+        "a whole name)",
+    ]
+    assert data["totals"]["tagsDeleted"] == 1  # a warning, not an error: the rest still runs
+    assert data["errors"] == []
+    assert "filter 'ap:.*' matches no repository" in report.render_text(width=400)
