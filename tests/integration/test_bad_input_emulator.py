@@ -111,6 +111,10 @@ REGISTRY_CASES: list[tuple[str, str]] = [
     ("127.0.0.1:1:2", "host[:port]"),
     ("evil.example.com", "PURGE_ALLOWED_HOSTS"),
     ("reg.azurecr.io/path", "no path"),
+    ("a..azurecr.io", "not a valid host name"),
+    ("-reg.azurecr.io", "not a valid host name"),
+    ("reg_x.azurecr.io", "not a valid host name"),
+    ("reg.azurecr.io:0", "port '0'"),
 ]
 
 
