@@ -132,6 +132,20 @@ async def test_an_undecodable_listing_says_so_instead_of_http_200(
     assert server.writes() == []
 
 
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_to_another_host_is_not_followed(
+    hostile: Callable[..., HostileRegistry], status: int
+) -> None:
+    elsewhere = hostile("plain")
+    server = hostile("redirect", redirect_status=status, redirect_to=elsewhere.login_server)
+    report, _ = await timed_run(server, BUDGET)
+    data = report.to_dict()
+    assert data["totals"]["tagsDeleted"] == 0
+    assert data["errors"] and all(f"HTTP {status}" in e["error"] for e in data["errors"]), data
+    assert elsewhere.requests == []  # neither the request nor its token went there
+    assert server.writes() == []
+
+
 def test_a_300_mb_tag_page_is_refused_without_reading_it_into_memory(
     hostile: Callable[..., HostileRegistry],
 ) -> None:
