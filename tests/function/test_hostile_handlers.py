@@ -19,7 +19,7 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from purge import cli
+from purge.cli import main as cli
 from tests.fixtures.hostile_registry import HostileRegistry
 
 BUDGET = 3.0

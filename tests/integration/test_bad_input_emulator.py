@@ -19,7 +19,7 @@ import pytest
 
 import function_app
 from acr_emulator.testing import SMALL_SCENARIO, EmulatorServer
-from purge import cli
+from purge.cli import main as cli
 
 SECRET = "S3cret-not-for-logs"
 HUGE = "9" * 5000

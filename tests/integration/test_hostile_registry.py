@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from purge.config.rules import make_rule
+from purge.config.settings import Config, Connection
 from purge.report import Report
-from purge.rules import make_rule
 from purge.service import run_purge
-from purge.settings import Config, Connection
 from tests.fixtures.hostile_registry import HostileRegistry, connection_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]

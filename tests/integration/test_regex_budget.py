@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from acr_emulator.testing import EmulatorServer
-from purge.rules import make_rule
+from purge.config.rules import make_rule
+from purge.config.settings import Config, Connection
 from purge.service import run_purge
-from purge.settings import Config, Connection
 
 SLOW_TAGS = [f"{'a' * 40}-{n}" for n in range(30)]
 SCENARIO = {

@@ -10,12 +10,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from purge.memory import InMemoryRegistry
+from purge.config.rules import make_rule
+from purge.config.settings import Config, Connection
 from purge.model import DOCKER_MANIFEST, Manifest, Tag
+from purge.render import render_text
 from purge.report import Report
-from purge.rules import make_rule
 from purge.service import run_purge
-from purge.settings import Config, Connection
+from tests.fakes import InMemoryRegistry
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
 OLD = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -40,7 +41,7 @@ def test_errors_and_repositories_with_markup_are_rendered_literally(text: str) -
     report.add_error(f"team/{text}", f"tag {text}", f"HTTP 500 INJECTED: {text}", rule="r")
     report.mark_incomplete(f"the registry said {text}")
     report.finish(NOW)
-    rendered = report.render_text(width=400)
+    rendered = render_text(report, width=400)
     assert "\x1b" not in rendered  # no terminal escape reaches the report
     shown = text.replace("\x1b", "\\x1b")  # control characters are shown escaped
     assert f"HTTP 500 INJECTED: {shown}" in rendered
@@ -58,7 +59,7 @@ async def test_a_protect_pattern_with_markup_does_not_lose_the_report_of_a_real_
     config = Config(Connection("myreg.azurecr.io"), rules=(rule,))
     report = await run_purge(config, dry_run=False, now=NOW, registry=registry)
     assert registry.tag_names("app") == {"t0"}
-    rendered = report.render_text(width=400)
+    rendered = render_text(report, width=400)
     assert "^t0[/]?$" in rendered
     assert "deleted 4 tags" in rendered
 
@@ -79,4 +80,4 @@ async def test_a_filter_that_matches_no_repository_warns_in_the_report() -> None
     ]
     assert data["totals"]["tagsDeleted"] == 1  # a warning, not an error: the rest still runs
     assert data["errors"] == []
-    assert "filter 'ap:.*' matches no repository" in report.render_text(width=400)
+    assert "filter 'ap:.*' matches no repository" in render_text(report, width=400)

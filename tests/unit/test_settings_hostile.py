@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from purge.http_api import BadRequest, parse_purge_request
-from purge.rules import RULE_KEYS
-from purge.settings import ConfigError, load_settings, load_settings_file
+from purge.config.rules import RULE_KEYS
+from purge.config.settings import ConfigError, load_settings, load_settings_file
+from purge.functions.http import BadRequest, parse_purge_request
 
 REGISTRY = "contoso.azurecr.io"
 SECRET = "S3cret-never-echoed"
