@@ -20,6 +20,7 @@ from purge.config.rules import (
     default_rule_name,
     make_rule,
 )
+from purge.config.secrets import redact_arguments
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def rule_from_namespace(ns: argparse.Namespace, name: str) -> Rule:
     if getattr(ns, "timeout", None) is not None:
         log.info("acr purge flag accepted and ignored: --timeout")
     return make_rule(
-        ns.name or name,
+        name if ns.name is None else ns.name,  # `--name ''` is an error, not the default
         filters=ns.filter,
         ago=ns.ago,
         keep=ns.keep,
@@ -269,7 +270,10 @@ def _parse_one(tokens: Sequence[str], registry: str | None, name: str) -> Rule:
     for i in range(len(args) - 1):
         if args[i : i + 2] == ["acr", "purge"]:
             raise RuleError("found a second 'acr purge': join commands with '&&' or ';'")
-    ns = make_parser().parse_args(attach_signed_values(args))
+    try:
+        ns = make_parser().parse_args(attach_signed_values(args))
+    except RuleError as exc:  # argparse echoes the values it refuses: hide secrets
+        raise RuleError(redact_arguments(str(exc), args)) from exc
     if ns.username is not None or ns.password is not None or ns.config:
         raise RuleError(
             "-u/--username, -p/--password and -c/--config are not used here: the function "

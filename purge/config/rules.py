@@ -625,19 +625,30 @@ def rule_from_mapping(obj: Any, index: int) -> Rule:
                 Problem(None, f"unknown key {key!r}{did_you_mean(str(key), RULE_KEYS)}")
             )
 
+    def present(key: str, label: str) -> bool:
+        """False when the key is absent; `null` is an error, never a way to drop a guard."""
+        if key not in obj:
+            return False
+        if obj[key] is None:
+            problems.append(
+                f"{key}: null is not allowed; give {label}, or leave the key out for the default"
+            )
+            return False
+        return True
+
     def typed(key: str, kind: Any, label: str) -> Any:
-        value = obj.get(key)
-        if value is None:
+        if not present(key, label):
             return None
+        value = obj[key]
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             problems.append(Problem(key, f"must be {label}, got {json_type(value)} {value!r}"))
             return None
         return value
 
     def string_list(key: str, example: str) -> list[str]:
-        value = obj.get(key)
-        if value is None:
+        if not present(key, f"a list of strings, e.g. [{example!r}]"):
             return []
+        value = obj[key]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             problems.append(
                 Problem(key, f"must be a list of strings, e.g. [{example!r}], got {value!r}")

@@ -6,7 +6,6 @@ reads the environment.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import urllib.parse
@@ -36,6 +35,8 @@ from purge.config.rules import (
 )
 from purge.config.schedule import ScheduleError
 from purge.config.schedule import validate as validate_schedule
+from purge.config.secrets import HIDDEN, looks_secret
+from purge.config.strict_json import StrictJsonError, loads_strict
 from purge.history.settings import HistorySettings, grace_problems, parse_history
 
 #: The Entra ID audience of ACR tokens in Azure's public cloud; PURGE_AUDIENCE sets another.
@@ -188,10 +189,10 @@ def load_settings_file(path: str | os.PathLike[str], *, require_schedule: bool =
     where = f"settings file {os.fspath(path)!r}"
     try:
         with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
+            document = loads_strict(handle.read())
     except OSError as exc:
         raise ConfigError([f"{where}: cannot read it: {exc.strerror or exc}"]) from exc
-    except json.JSONDecodeError as exc:
+    except (StrictJsonError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{where}: not valid JSON: {exc}"]) from exc
     if not isinstance(document, dict) or not isinstance(document.get("Values"), dict):
         raise ConfigError([f'{where}: expected an object with a "Values" object of settings'])
@@ -200,8 +201,17 @@ def load_settings_file(path: str | os.PathLike[str], *, require_schedule: bool =
     values = document["Values"]
     wrong = [k for k, v in values.items() if not isinstance(v, str)]
     if wrong:
-        raise ConfigError([f"{k}: must be a string in {where}, got {values[k]!r}" for k in wrong])
+        raise ConfigError(
+            [f"{k}: must be a string in {where}, got {_shown(k, values[k])}" for k in wrong]
+        )
     return load_settings(values, require_schedule=require_schedule)
+
+
+def _shown(name: str, value: Any) -> str:
+    """A wrong-typed setting's value for an error message, unless the name looks secret."""
+    if looks_secret(name):
+        return f"{json_type(value)} {HIDDEN}"
+    return repr(value)
 
 
 def describe_config(config: Config) -> dict[str, Any]:
@@ -312,8 +322,8 @@ def _parse_rules(
         return rules
     assert rules_json is not None
     try:
-        items = json.loads(rules_json)
-    except json.JSONDecodeError as exc:
+        items = loads_strict(rules_json)
+    except StrictJsonError as exc:
         errors.append(f"PURGE_RULES: not valid JSON: {exc}")
         return ()
     if not isinstance(items, list):

@@ -17,6 +17,7 @@ from typing import Any
 
 from purge.config.rules import did_you_mean, json_type
 from purge.config.settings import ConfigError, load_settings
+from purge.config.strict_json import StrictJsonError, loads_strict
 from purge.functions.common import http_budget, log_report
 from purge.registry.protocol import RegistryError
 
@@ -130,25 +131,9 @@ def _decode_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise BadRequest("request body is not UTF-8", [str(exc)]) from exc
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise BadRequest(
-            "malformed JSON",
-            [f"{exc.msg} at line {exc.lineno} column {exc.colno}"],
-        ) from exc
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise BadRequest("malformed JSON", [f"key {key!r} appears more than once"])
-        result[key] = value
-    return result
-
-
-def _no_constant(name: str) -> Any:
-    raise BadRequest("malformed JSON", [f"{name} is not valid JSON"])
+        return loads_strict(text)
+    except StrictJsonError as exc:
+        raise BadRequest("malformed JSON", [str(exc)]) from exc
 
 
 def _parse_rule_names(value: Any) -> tuple[tuple[str, ...] | None, list[str]]:
