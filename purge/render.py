@@ -1,6 +1,8 @@
 """Text and tables for people (rich): loaded by the CLI and the demo only, never by the app.
 
-The JSON report (purge.report) is what machines and the Functions host read.
+The JSON report (purge.report) is what machines and the Functions host read. Every string shown
+here may come from a registry or a user pattern (`--protect '^t0[/]?$'` once crashed the report
+of a real run on rich's markup): markup and emoji codes are off, control characters are escaped.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ def render_text(report: Report, width: int | None = 120) -> str:
 def tables_text(report: Report, width: int | None = 120) -> str:
     """A table per repository (every decision with its reason) and one of errors."""
     out = io.StringIO()
-    console = Console(file=out, width=width, color_system=None, highlight=False)
+    console = Console(
+        file=out, width=width, color_system=None, highlight=False, markup=False, emoji=False
+    )
     for table in _repository_tables(report):
         console.print(table)
     if report.errors:
@@ -48,7 +52,7 @@ def tables_text(report: Report, width: int | None = 120) -> str:
         for column in ("Repository", "Item", "Error"):
             table.add_column(column, overflow="fold")
         for e in report.errors:
-            table.add_row(e["repository"], e["ref"], e["error"])
+            table.add_row(*map(printable, (e["repository"], e["ref"], e["error"])))
         console.print(table)
     return out.getvalue()
 
@@ -68,10 +72,21 @@ def lines_text(report: Report) -> str:
         f"Estimated space freed: {human_bytes(report.bytes_freed)} (an upper bound: layers "
         "shared with kept images stay)"
     )
+    lines += [f"Warning: {warning}" for warning in report.warnings]
     if not report.complete:
         lines.append(f"Incomplete: {report.incomplete_reason}. Run again to continue.")
     lines.append(report.summary_line())
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(printable, lines)) + "\n"
+
+
+def printable(text: object) -> str:
+    """`text` with control characters (terminal escapes, newlines) written as escapes."""
+    value = str(text)
+    if value.isprintable():
+        return value
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value
+    )
 
 
 def _repository_tables(report: Report) -> list[Table]:
@@ -95,11 +110,11 @@ def _repository_tables(report: Report) -> list[Table]:
             rows[error["repository"]].append(("error", error["ref"], error["error"]))
     tables = []
     for repository in sorted(rows):
-        table = Table(title=repository, title_justify="left")
+        table = Table(title=printable(repository), title_justify="left")
         for column in ("Action", "Item", "Reason"):
             table.add_column(column, overflow="fold")
         for row in rows[repository]:
-            table.add_row(*row)
+            table.add_row(*map(printable, row))
         tables.append(table)
     return tables
 

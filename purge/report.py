@@ -77,6 +77,8 @@ class Report:
     kept: list[dict[str, Any]] = field(default_factory=list)
     kept_count: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: Not errors, but likely mistakes: e.g. a filter that matches no repository.
+    warnings: list[str] = field(default_factory=list)
     #: Every planned deletion with its outcome, as compact records: a dry run over a million
     #: tags plans a million deletions, and dicts per entry cost kilobytes each.
     entries: list[_Entry] = field(default_factory=list)
@@ -114,6 +116,9 @@ class Report:
             self.rules[rule].errors += 1
         if repository != "*":  # also before the repository's first result (a failed re-check)
             self._repository(repository).errors += 1
+
+    def add_warning(self, text: str) -> None:
+        self.warnings.append(text)
 
     def mark_incomplete(self, reason: str) -> None:
         self.complete = False
@@ -204,6 +209,7 @@ class Report:
             "deleted": {"tags": self.deleted_tags, "manifests": self.deleted_manifests},
             "kept": list(self.kept),
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
             "totals": {
                 "tagsDeleted": self.tags_deleted,
                 "manifestsDeleted": self.manifests_deleted,

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from purge.config.rules import Rule, did_you_mean, repository_matches
+from purge.budget import BudgetSpent, run_deadline
+from purge.config.rules import (
+    MatchTimeout,
+    Rule,
+    closest,
+    did_you_mean,
+    repository_matches,
+    split_filter,
+    unmatched_filters,
+)
 from purge.config.settings import Config
 from purge.executor import describe_failure, execute
 from purge.model import ManifestBody, Plan, RepositorySnapshot, Tag
@@ -116,7 +125,8 @@ async def run_purge(
             progress=progress or (lambda _message: None),
             hooks=hooks,
         )
-        await run.all_rules(rules, functools.partial(is_dry_run, config, dry_run))
+        with run_deadline(deadline):  # also bounds each request and each regex match
+            await run.all_rules(rules, functools.partial(is_dry_run, config, dry_run))
     finally:
         if owned:
             await registry.close()
@@ -187,12 +197,19 @@ class _PurgeRun:
     def out_of_time(self) -> bool:
         if self.deadline is None or time.monotonic() < self.deadline:
             return False
-        self.report.mark_incomplete(f"the time budget of {self.budget:g}s ran out")
+        self.mark_out_of_time()
         return True
+
+    def mark_out_of_time(self) -> None:
+        self.report.mark_incomplete(f"the time budget of {self.budget or 0:g}s ran out")
 
     async def all_rules(self, rules: Sequence[Rule], dry_run: Callable[[Rule], bool]) -> None:
         try:
             repositories = [name async for name in self.registry.list_repositories()]
+        except BudgetSpent:
+            self.progress("the time budget ran out while listing the catalog; nothing deleted")
+            self.mark_out_of_time()
+            return
         except Exception as exc:
             self.report.add_error("*", "_catalog", describe_failure(exc, "list repositories"))
             self.report.mark_incomplete("the repository catalog could not be listed")
@@ -208,7 +225,11 @@ class _PurgeRun:
                 deletes_tags=not rule.untagged_only,
                 deletes_manifests=rule.untagged or rule.untagged_only,
             )
-            matching = self._matching(rule, repositories)
+            try:  # regexes run in a worker thread: a slow one must not stall the event loop
+                matching = await asyncio.to_thread(self._matching, rule, repositories)
+            except BudgetSpent:
+                self.mark_out_of_time()
+                return
             self.progress(f"rule {rule.name!r}: {len(matching)} repositories match")
             if rule.max_deletions is not None:
                 await self._guarded_rule(rule, matching, dry)
@@ -216,6 +237,8 @@ class _PurgeRun:
                 await self._for_each(matching, functools.partial(self._stream, rule, dry=dry))
 
     def _matching(self, rule: Rule, repositories: Sequence[str]) -> list[str]:
+        """The repositories the rule covers (run in a worker thread); warns about filters that
+        match none, which are most likely typos. BudgetSpent when the budget runs out."""
         if not rule.filters:
             # Only an --untagged-only rule may have no filter: it covers every repository.
             return list(repositories) if rule.untagged_only else []
@@ -224,8 +247,20 @@ class _PurgeRun:
             try:
                 if repository_matches(rule, name):
                     matching.append(name)
-            except Exception as exc:  # a regex timeout: skip (keep) that repository
+            except MatchTimeout as exc:  # skip (keep) that repository
                 self.report.add_error(name, "filter", f"rule {rule.name!r}: {exc}", rule=rule.name)
+        try:
+            unmatched = unmatched_filters(rule, matching)
+        except MatchTimeout:
+            unmatched = []  # the timeouts are reported above
+        for f in unmatched:
+            names = [n for n in repositories if "*" not in n]
+            choice = closest(split_filter(f.text)[0], names) if names else None
+            hint = f"; did you mean {choice!r}?" if choice else ""
+            self.report.add_warning(
+                f"rule {rule.name!r}: filter {f.text!r} matches no repository (the repository "
+                f"part must match a whole name{hint})"
+            )
         return matching
 
     async def _for_each(
@@ -308,8 +343,9 @@ class _PurgeRun:
             manifests: list[Manifest] = await self._collect(
                 self.registry.list_manifests(repository)
             )
-        except _OutOfTime:
+        except (_OutOfTime, BudgetSpent):
             self.progress(f"{repository}: the time budget ran out while listing; nothing deleted")
+            self.mark_out_of_time()
             return None
         except NotFound:
             self.progress(f"{repository}: gone since the catalog was listed; nothing to do")
@@ -327,12 +363,13 @@ class _PurgeRun:
             repository, tuple(tags), tuple(manifests), untagged_at=untagged_at
         )
         try:
-            repository_planner = RepositoryPlanner(snapshot, rule, self.now)
-            needed = repository_planner.bodies_needed()
+            # Planning matches regexes: in a worker thread, so the event loop stays free.
+            planner = await asyncio.to_thread(RepositoryPlanner, snapshot, rule, self.now)
+            needed = planner.bodies_needed()
             bodies = await self._fetch_bodies(repository, sorted(needed))
-            wanted = sorted(repository_planner.referrers_needed())
+            wanted = sorted(planner.referrers_needed())
             referrers = await self._fetch_referrers(repository, wanted)
-            plan = repository_planner.plan(bodies, referrers)
+            plan = await asyncio.to_thread(planner.plan, bodies, referrers)
             if plan.deletion_count:  # one read: the repository's own lock and visibility
                 attributes = await self.registry.repository_attributes(repository)
                 plan = apply_repository_lock(
@@ -344,6 +381,10 @@ class _PurgeRun:
                 )
         except NotFound:
             self.progress(f"{repository}: gone since the catalog was listed; nothing to do")
+            return None
+        except BudgetSpent:
+            self.progress(f"{repository}: the time budget ran out while planning; nothing deleted")
+            self.mark_out_of_time()
             return None
         except Exception as exc:  # regex timeout or planner failure: keep everything here
             self.report.add_error(

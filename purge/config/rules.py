@@ -14,6 +14,7 @@ from typing import Any
 
 import regex
 
+from purge import budget
 from purge.config.schedule import ScheduleError
 from purge.config.schedule import validate as validate_schedule
 
@@ -83,6 +84,16 @@ def filters_for(rule: Rule, repository: str) -> tuple[TagFilter, ...]:
     )
 
 
+def unmatched_filters(rule: Rule, repositories: Sequence[str]) -> list[TagFilter]:
+    """The rule's filters whose repository part matches none of `repositories` (likely typos)."""
+    left = list(rule.filters)
+    for name in repositories:
+        left = [f for f in left if not _run(f.repository.fullmatch, name, f.text, f.timeout)]
+        if not left:
+            break
+    return left
+
+
 def tag_search(filters: Sequence[TagFilter], tag: str) -> bool:
     """True when any filter's tag pattern finds `tag`, its repository part already matched.
 
@@ -101,10 +112,26 @@ def protected_by(rule: Rule, tag: str) -> str | None:
 
 
 def _run(method: Any, text: str, source: str, timeout: float | None = None) -> bool:
+    """One match, bounded by its timeout and by what is left of the run's budget.
+
+    Regex time counts against the budget: once it is spent, BudgetSpent (not MatchTimeout, which
+    keeps one item and goes on) stops the planning. `concurrent=True` releases the GIL while
+    matching, so that the event loop goes on serving other repositories' requests while a slow
+    pattern runs in a worker thread.
+    """
     timeout = MATCH_TIMEOUT_SECONDS if timeout is None else timeout
+    left = budget.remaining()
+    if left is not None:
+        if left <= 0:
+            raise budget.BudgetSpent(f"the time budget ran out before matching {source!r}")
+        timeout = min(timeout, left)
     try:
-        return method(text, timeout=timeout) is not None
+        return method(text, timeout=timeout, concurrent=True) is not None
     except TimeoutError as exc:
+        if budget.spent():
+            raise budget.BudgetSpent(
+                f"the time budget ran out while matching {source!r} on {text!r}"
+            ) from exc
         raise MatchTimeout(f"regex {source!r} timed out after {timeout:g}s on {text!r}") from exc
 
 
