@@ -9,16 +9,18 @@ errors to the engine's types; purge.registry.transport shares one SSL context pe
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 from azure.containerregistry.aio import ContainerRegistryClient
 from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline import PipelineResponse
 from azure.core.rest import AsyncHttpResponse, HttpRequest
 
+from purge import budget
 from purge.config.hosts import trusted_host
 from purge.config.settings import DEFAULT_AUDIENCE, Connection
 from purge.model import KNOWN_MEDIA_TYPES, Manifest, ManifestBody, Tag
@@ -29,8 +31,10 @@ from purge.registry.policies import (
     AcrTokenPolicy,
     BoundedRetryPolicy,
     ChallengeInterceptor,
+    DeadlinePolicy,
     ForeignHostRequest,
     ThrottlePolicy,
+    within_budget,
 )
 from purge.registry.protocol import (
     ManifestUnreadable,
@@ -44,6 +48,7 @@ from purge.registry.tokens import TokenBroker, token_source
 from purge.registry.transport import CONNECTION_TIMEOUT, READ_TIMEOUT, SharedSslTransport
 from purge.registry.wire import (
     body_from_json,
+    error_for_status,
     manifest_from_json,
     map_error,
     raise_for_status,
@@ -65,8 +70,12 @@ MANIFEST_ACCEPT = ", ".join(
         "application/vnd.oci.artifact.manifest.v1+json",
     )
 )
-#: Wall-clock bound for one operation including its retries.
+#: Wall-clock bound for one operation including its retries (DeadlinePolicy enforces it).
 OPERATION_TIMEOUT = 120
+#: Bytes of one listing page read at most: a hostile 300 MB page must not be held in memory.
+MAX_PAGE_BYTES = 16 * 1024 * 1024
+#: Empty pages in a row that still link to a next page before a listing is given up.
+MAX_EMPTY_PAGES = 10
 
 
 # ---------------------------------------------------------------- restore (purge.history)
@@ -160,7 +169,7 @@ class AcrRegistry(RestoreMethods):
         self.broker = TokenBroker(token_source(connection), self._host)
         self._token_policy = AcrTokenPolicy(self._host, self.broker, self._send_raw)
         kwargs: dict[str, Any] = {
-            "per_call_policies": [self._token_policy],
+            "per_call_policies": [DeadlinePolicy(OPERATION_TIMEOUT), self._token_policy],
             "per_retry_policies": [ChallengeInterceptor(), ThrottlePolicy(self.limiter)],
             "retry_policy": BoundedRetryPolicy(
                 retry_total=RETRY_TOTAL,
@@ -217,43 +226,82 @@ class AcrRegistry(RestoreMethods):
     # -- listings
 
     async def list_repositories(self) -> AsyncIterator[str]:
-        try:
-            pager = self._client.list_repository_names(
-                results_per_page=self.catalog_page_size or self.page_size
-            )
-            async for name in pager:
-                yield name
-        except Exception as exc:
-            raise map_error(exc, "listing repositories", "catalog") from exc
+        params = {"n": str(self.catalog_page_size or self.page_size)}
+        what = "listing repositories"
+        async for name in self._pages("/acr/v1/_catalog", params, "repositories", what, str):
+            yield name
 
     async def _pages(
-        self, path: str, params: dict[str, str], key: str, what: str
+        self, path: str, params: dict[str, str], key: str, what: str, kind: type = dict
     ) -> AsyncIterator[Any]:
-        """GET a listing and follow `Link: <...>; rel="next"`, yielding raw JSON items."""
+        """GET a listing and follow `Link: <...>; rel="next"`, yielding raw JSON items.
+
+        A registry that answers without end is not followed without end: the budget is checked
+        before each page (BudgetSpent), each page is bounded in time and size, and a page link
+        seen before, or too many empty pages that still link on, fail the listing.
+        """
         url: str | None = path
         query: dict[str, str] = params
+        seen: set[str] = set()
+        empty = 0
         while url is not None:
-            try:
-                request = HttpRequest(
-                    "GET", self.endpoint + url, params=query, headers={"Accept": "application/json"}
-                )
-                response = await self._send_raw(request)
-            except Exception as exc:
-                raise map_error(exc, what, "read") from exc
-            raise_for_status(response, what, "read")
-            try:
-                body = response.json()
-                items = body.get(key) or [] if isinstance(body, dict) else None
-            except ValueError:
-                items = None
-            if not isinstance(items, list):
-                raise RegistryError(f"{what}: the registry answered a body without a {key} list")
+            if budget.spent():
+                raise budget.BudgetSpent(f"{what}: the time budget ran out")
+            status, link, data = await self._get_page(url, query, what)
+            if status != 200:
+                raise error_for_status(status, data, what, "catalog" if kind is str else "read")
+            items = _page_items(data, key, what)
             for item in items:
-                if not isinstance(item, dict):
+                if not isinstance(item, kind):
                     raise RegistryError(f"{what}: malformed entry in {key}")
                 yield item
-            url = self._next_link(response.headers.get("Link"), what)
-            query = {}
+            url, query = self._next_link(link, what), {}
+            empty = 0 if items else empty + 1
+            if url is not None:
+                marker = _page_marker(url)
+                if marker in seen:
+                    raise RegistryError(
+                        f"{what}: the registry repeated a page link ({url}); the listing would "
+                        "never end"
+                    )
+                if empty >= MAX_EMPTY_PAGES:
+                    raise RegistryError(
+                        f"{what}: {empty} empty pages in a row that still link to a next page"
+                    )
+                seen.add(marker)
+
+    async def _get_page(
+        self, url: str, query: dict[str, str], what: str
+    ) -> tuple[int, str | None, bytes]:
+        """(status, Link header, body) of one listing page, read to at most MAX_PAGE_BYTES."""
+        request = HttpRequest(
+            "GET", self.endpoint + url, params=query, headers={"Accept": "application/json"}
+        )
+
+        async def fetch() -> tuple[int, str | None, bytes]:
+            generated = self._client._client
+            response: AsyncHttpResponse = await generated.send_request(request, stream=True)
+            try:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > MAX_PAGE_BYTES:
+                    raise RegistryError(f"{what}: {_too_large(f'a page of {declared} bytes')}")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_PAGE_BYTES:
+                        raise RegistryError(f"{what}: {_too_large('a longer page')}")
+                    chunks.append(chunk)
+                return response.status_code, response.headers.get("Link"), b"".join(chunks)
+            finally:
+                await response.close()
+
+        try:
+            return await within_budget(fetch(), what, limit=OPERATION_TIMEOUT)
+        except (RegistryError, budget.BudgetSpent):
+            raise
+        except Exception as exc:
+            raise map_error(exc, what, "read") from exc
 
     def _next_link(self, link: str | None, what: str) -> str | None:
         if not link or "<" not in link or ">" not in link:
@@ -482,6 +530,31 @@ def _recorder(statuses: list[int]) -> Callable[[PipelineResponse], None]:  # typ
         statuses.append(int(response.http_response.status_code))
 
     return record
+
+
+def _page_items(data: bytes, key: str, what: str) -> list[Any]:
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, absurd numbers or depth
+        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else type(exc).__name__
+        raise RegistryError(f"{what}: the page is not valid JSON ({reason})") from None
+    items = body.get(key) or [] if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise RegistryError(f"{what}: the registry answered a body without a {key} list")
+    return items
+
+
+def _page_marker(url: str) -> str:
+    """What identifies a page: its `last` (where the registry resumes), else the whole link."""
+    last = parse_qs(urlsplit(url).query).get("last")
+    return f"last={last[0]}" if last else url
+
+
+def _too_large(size: str) -> str:
+    return (
+        f"the registry sent {size}, larger than the {MAX_PAGE_BYTES} bytes accepted "
+        "(an ACR page of 1000 entries is well under 1 MB); the rest was not read"
+    )
 
 
 def _quote(repository: str) -> str:

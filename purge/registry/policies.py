@@ -7,19 +7,23 @@
   SDK's own challenge policy, which would otherwise re-exchange tokens on every call.
 - `ThrottlePolicy` (per try): the shared adaptive limit of `purge.registry.throttle`.
 - `BoundedRetryPolicy`: azure-core's retries with a bounded Retry-After.
+- `DeadlinePolicy` (per call, outermost): a total deadline per operation, within the run's budget.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable, Coroutine
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, SansIOHTTPPolicy
 
+from purge import budget
 from purge.registry.protocol import RegistryError
 from purge.registry.throttle import AdaptiveLimiter
 from purge.registry.tokens import TokenBroker, grants_every_repository, parse_challenge
@@ -226,3 +230,65 @@ class BoundedRetryPolicy(AsyncRetryPolicy):  # type: ignore[type-arg]
     def get_retry_after(self, response: PipelineResponse) -> float | None:  # type: ignore[type-arg]
         value = super().get_retry_after(response)
         return None if value is None else min(float(value), MAX_RETRY_AFTER)
+
+
+# ---------------------------------------------------------------- total deadlines
+
+#: Seconds a write (DELETE, PATCH) or a token request already started may run past the run's
+#: budget, so that an in-flight delete can report what the registry did. The HTTP trigger's
+#: budget (200 s) plus this stays below Azure's 230 s front-end limit.
+WRITE_GRACE = 15.0
+
+
+class RequestTimeout(RegistryError):
+    """A request got no complete answer in time (a registry that drips or stalls its answer)."""
+
+
+_T = TypeVar("_T")
+
+
+async def within_budget(
+    awaitable: Awaitable[_T], what: str, *, limit: float, grace: float = 0.0
+) -> _T:
+    """Await `awaitable` for at most `limit` seconds, and not past the run's budget (+ grace).
+
+    The transport's read timeout is per read: a registry that sends a byte every few seconds
+    never trips it. This is the total: BudgetSpent when the budget ran out (the run stops
+    starting work), RequestTimeout when the registry was only too slow.
+    """
+    timeout = limit
+    left = budget.remaining()
+    if left is not None:
+        timeout = min(timeout, left + grace)
+    if timeout <= 0:
+        if isinstance(awaitable, Coroutine):
+            awaitable.close()  # never started
+        raise budget.BudgetSpent(f"{what}: not started, the time budget ran out")
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except asyncio.TimeoutError:
+        if budget.spent():
+            raise budget.BudgetSpent(f"{what}: abandoned, the time budget ran out") from None
+        raise RequestTimeout(f"{what}: no complete answer within {timeout:g}s") from None
+
+
+class DeadlinePolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
+    """Per call (retries included): every operation ends within `limit` and the run's budget.
+
+    Reads end at the budget; writes and token requests get WRITE_GRACE beyond it.
+    """
+
+    def __init__(self, limit: float) -> None:
+        super().__init__()
+        self._limit = limit
+
+    async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
+        http = request.http_request
+        path = urlsplit(http.url).path
+        read = http.method.upper() in ("GET", "HEAD") and not path.startswith("/oauth2/")
+        return await within_budget(
+            self.next.send(request),
+            f"{http.method} {path}",
+            limit=self._limit,
+            grace=0.0 if read else WRITE_GRACE,
+        )

@@ -140,11 +140,24 @@ def _roles(action: str) -> str:
 
 def _error_code(error: HttpResponseError) -> str:
     try:
-        body: Any = json.loads(error.response.text()) if error.response is not None else None
+        return _error_detail(error.response.text() if error.response is not None else "")
+    except Exception:  # an unread stream: the status says enough
+        return ""
+
+
+def _error_detail(text: str | bytes) -> str:
+    """` CODE: message` from ACR's `{"errors": [...]}` body, or "" when there is none."""
+    try:
+        body: Any = json.loads(text)
         first = body["errors"][0]
         return f" {first.get('code', '')}: {first.get('message', '')}".rstrip(": ")
-    except Exception:  # an unread stream, no JSON, no errors list: the status says enough
+    except Exception:  # no JSON, no errors list: the status says enough
         return ""
+
+
+def error_for_status(status: int, body: bytes, what: str, action: str) -> RegistryError:
+    """The engine's error for a non-200 answer whose (bounded) body the caller already read."""
+    return _http_error(status, _error_detail(body[:65536]), what, action)
 
 
 def map_error(exc: Exception, what: str, action: str) -> RegistryError:
@@ -152,18 +165,20 @@ def map_error(exc: Exception, what: str, action: str) -> RegistryError:
     if isinstance(exc, RegistryError):
         return exc
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
-        status = exc.status_code
-        detail = _error_code(exc)
-        if status in (401, 403):
-            return PermissionDenied(
-                f"{what}: HTTP {status}{detail}; the identity needs {_roles(action)}", status=status
-            )
-        if status == 404:
-            return NotFound(f"{what}: not found (HTTP 404){detail}", status=404)
-        return RegistryError(f"{what}: HTTP {status}{detail}", status=status)
+        return _http_error(exc.status_code, _error_code(exc), what, action)
     if isinstance(exc, AzureError):
         return RegistryError(f"{what}: {type(exc).__name__}: {exc.message}")
     return RegistryError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+def _http_error(status: int, detail: str, what: str, action: str) -> RegistryError:
+    if status in (401, 403):
+        return PermissionDenied(
+            f"{what}: HTTP {status}{detail}; the identity needs {_roles(action)}", status=status
+        )
+    if status == 404:
+        return NotFound(f"{what}: not found (HTTP 404){detail}", status=404)
+    return RegistryError(f"{what}: HTTP {status}{detail}", status=status)
 
 
 def raise_for_status(response: AsyncHttpResponse, what: str, action: str) -> None:

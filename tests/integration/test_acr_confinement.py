@@ -78,7 +78,7 @@ async def test_paging_link_to_another_host_is_not_followed(
         reg.page_size = 1
         with pytest.raises(ForeignHostRequest):
             _ = [t async for t in reg.list_tags("hello-world")]
-        with pytest.raises(RegistryError, match="refused to send"):
+        with pytest.raises(ForeignHostRequest):  # the catalog pages like the other listings
             _ = [r async for r in reg.list_repositories()]
     assert elsewhere.request_log() == []
 
