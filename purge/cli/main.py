@@ -26,7 +26,7 @@ from purge import __version__
 from purge.cli.docker_config import Login, login_from_files, login_from_user
 from purge.config.command import attach_signed_values
 from purge.config.hosts import AZURE_REGISTRY_SUFFIXES, HostError, is_allowed, parse_login_server
-from purge.config.settings import Config, ConfigError, Connection, load_settings
+from purge.config.settings import Config, ConfigError, Connection, ca_bundle_problem, load_settings
 
 EXIT_OK = 0
 EXIT_RUN_ERRORS = 1
@@ -217,6 +217,8 @@ def config_from_namespace(ns: argparse.Namespace, environ: Mapping[str, str]) ->
         raise BadInput(str(exc)) from exc
     if ns.ca_file is not None and not os.path.isfile(ns.ca_file):
         raise BadInput(f"--ca-file {ns.ca_file!r}: no such file")
+    if ns.ca_file is not None and (problem := ca_bundle_problem(ns.ca_file)):
+        raise BadInput(f"--ca-file {ns.ca_file!r}: {problem}")
     env = {
         name: value
         for name, value in environ.items()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import ssl
 import urllib.parse
 import uuid
 from collections.abc import Mapping
@@ -150,6 +151,8 @@ def load_settings(
     ca_file = get("PURGE_CA_FILE")
     if ca_file is not None and not os.path.isfile(ca_file):
         errors.append(f"PURGE_CA_FILE: {ca_file!r} is not an existing file (a PEM CA bundle)")
+    elif ca_file is not None and (problem := ca_bundle_problem(ca_file)):
+        errors.append(f"PURGE_CA_FILE: {ca_file!r}: {problem}")
     client_id = get("AZURE_CLIENT_ID")
     if client_id is not None:
         try:
@@ -205,6 +208,17 @@ def load_settings_file(path: str | os.PathLike[str], *, require_schedule: bool =
             [f"{k}: must be a string in {where}, got {_shown(k, values[k])}" for k in wrong]
         )
     return load_settings(values, require_schedule=require_schedule)
+
+
+def ca_bundle_problem(path: str) -> str | None:
+    """Why the existing file `path` cannot be a CA bundle, or None: checked before any request,
+    so that a wrong file is bad input (exit 2), not a transport error in an incomplete run."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        return f"not a PEM CA bundle ({reason})"
+    return None
 
 
 def _shown(name: str, value: Any) -> str:

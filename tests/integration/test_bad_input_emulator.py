@@ -122,7 +122,7 @@ REGISTRY_CASES: list[tuple[str, str]] = [
 def test_a_malformed_or_untrusted_registry_exits_2_and_writes_nothing(
     fresh: EmulatorServer, capsys: pytest.CaptureFixture[str], registry: str, message: str
 ) -> None:
-    args = ["run", "-r", registry, "--allowed-host", fresh.login_server,
+    args = ["run", f"--registry={registry}", "--allowed-host", fresh.login_server,
             "--ca-file", fresh.ca_file, "--filter", "app:.*", "--ago", "1d"]  # fmt: skip
     assert cli.main(args) == 2
     err = capsys.readouterr().err

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import purge.registry.acr
+from acr_emulator.server import test_ca as emulator_ca
 from purge.cli import main as cli
 from purge.config.hosts import trusted_host
 from purge.config.settings import Connection
@@ -89,7 +90,7 @@ def test_emulator_flags_reach_the_connection(
     registry: InMemoryRegistry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("not checked here")
+    emulator_ca().cert_pem.write_to_path(str(ca))  # a real PEM bundle: its content is checked
     code = cli.main(
         [
             *("run", "-r", "https://127.0.0.1:8443/", "--allowed-host", "127.0.0.1:8443"),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from acr_emulator.server import test_ca as emulator_ca
 from purge.config.rules import MaxDeletions, make_rule
 from purge.config.settings import (
     Config,
@@ -48,7 +49,7 @@ def test_minimal_settings_and_defaults() -> None:
 
 def test_every_setting(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    emulator_ca().cert_pem.write_to_path(str(ca))  # a real PEM bundle: its content is checked
     config = load_settings(
         {
             "PURGE_REGISTRY": "https://127.0.0.1:8443/",
