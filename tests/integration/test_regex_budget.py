@@ -71,6 +71,8 @@ async def test_catastrophic_backtracking_stops_at_the_budget_without_blocking_th
     elapsed = time.monotonic() - started
 
     data = report.to_dict()
+    print(f"(a|aa)+$ on 30 tags, budget {BUDGET:g}s: {elapsed:.2f}s, longest loop stall "
+          f"{max(gaps):.3f}s")  # fmt: skip
     assert elapsed < BUDGET + SLACK, elapsed
     assert data["complete"] is False
     assert "time budget" in data["incompleteReason"]
