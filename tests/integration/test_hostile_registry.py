@@ -31,12 +31,15 @@ BUDGET = 3.0
 #: this is scheduling slack on a loaded two-core machine, not a second budget.
 SLACK = 2.0
 HANG = 60.0
-#: Runs the CLI and prints its own peak RSS (KiB on Linux) last on stderr.
+#: Runs the CLI and prints its own peak RSS (KiB) last on stderr. VmHWM belongs to the process's
+#: own memory since exec; ru_maxrss would also count the pytest process it was forked from.
 PEAK_RSS_CLI = (
-    "import resource, sys\n"
+    "import sys\n"
     "from purge.cli.main import main\n"
     "code = main(sys.argv[1:])\n"
-    "print('peak-rss-kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "with open('/proc/self/status') as status:\n"
+    "    peak = next(line.split()[1] for line in status if line.startswith('VmHWM:'))\n"
+    "print('peak-rss-kib', peak, file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 
