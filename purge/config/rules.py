@@ -244,11 +244,11 @@ class UserPattern:
     pattern: str
     compiled: Any  # regex.Pattern[str] of ascii_shorthands(pattern)
 
-    def search(self, text: str, timeout: float | None = None) -> Any:
-        return self.compiled.search(text, timeout=timeout)
+    def search(self, text: str, timeout: float | None = None, concurrent: bool = False) -> Any:
+        return self.compiled.search(text, timeout=timeout, concurrent=concurrent)
 
-    def fullmatch(self, text: str, timeout: float | None = None) -> Any:
-        return self.compiled.fullmatch(text, timeout=timeout)
+    def fullmatch(self, text: str, timeout: float | None = None, concurrent: bool = False) -> Any:
+        return self.compiled.fullmatch(text, timeout=timeout, concurrent=concurrent)
 
 
 def compile_pattern(text: str, what: str) -> UserPattern:
@@ -658,7 +658,7 @@ def rule_from_mapping(obj: Any, index: int) -> Rule:
             return False
         if obj[key] is None:
             problems.append(
-                f"{key}: null is not allowed; give {label}, or leave the key out for the default"
+                Problem(key, f"null is not allowed; give {label}, or leave the key out")
             )
             return False
         return True

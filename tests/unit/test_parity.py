@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from acr_emulator.server import test_ca as emulator_ca
 from purge.cli import main as cli
 from purge.config import rules
 from purge.config.command import parse_purge_command
@@ -216,7 +217,7 @@ def test_cli_messages_name_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_reads_purge_settings_and_flags_win(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    emulator_ca().cert_pem.write_to_path(str(ca))  # a real PEM bundle: its content is checked
     environ = {
         "PURGE_REGISTRY": "127.0.0.1:8443",
         "PURGE_ALLOWED_HOSTS": "127.0.0.1",

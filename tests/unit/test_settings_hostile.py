@@ -103,8 +103,8 @@ def test_null_for_a_rule_key_is_an_error_naming_it(key: str) -> None:
 def test_null_ago_no_longer_falls_back_to_one_day() -> None:
     errors = rules_errors('[{"filter": ["app:.*"], "ago": null}]')
     assert errors == [
-        "PURGE_RULES[0] (rule-1): ago: null is not allowed; give a duration string like "
-        "'30d', or leave the key out for the default"
+        "PURGE_RULES[0].ago: null is not allowed; give a duration string like '30d', or leave "
+        "the key out"
     ]
 
 
