@@ -76,7 +76,7 @@ CLI_CASES: list[tuple[list[str], str]] = [
     (["--filter", "app:.*", "--ago", "1d", "--max-deletions", "101%"], "out of range"),
     (["--filter", "app:.*", "--ago", "1d", "--max-deletions", "-3"], "--max-deletions"),
     (["--filter", "app:.*", "--untagged", "--untagged-only"], "exclude each other"),
-    (["--untagged-only", "--keep", "2"], "has no effect"),
+    (["--filter", "app:.*", "--ago", "1d3"], "'3' has no unit"),
     (["--filter", "app:.*", "--protect", ""], "non-empty regular expression"),
     (["--filter", "app:.*", "--protect", "("], "invalid regular expression"),
     (["--filter", "app:.*", "--name", ""], "name ''"),
