@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import importlib
+import io
 import json
 import logging
 import os
@@ -26,6 +28,7 @@ from purge import __version__
 from purge.cli.docker_config import Login, login_from_files, login_from_user
 from purge.config.command import attach_signed_values
 from purge.config.hosts import AZURE_REGISTRY_SUFFIXES, HostError, is_allowed, parse_login_server
+from purge.config.secrets import redact_arguments
 from purge.config.settings import Config, ConfigError, Connection, ca_bundle_problem, load_settings
 
 EXIT_OK = 0
@@ -42,10 +45,14 @@ class BadInput(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
+    usage = io.StringIO()  # argparse's error echoes the values it refuses: hide secrets first
     try:
-        ns = parser.parse_args(attach_signed_values(args))
-    except SystemExit as exc:  # argparse already printed a usage message
+        with contextlib.redirect_stderr(usage):
+            ns = parser.parse_args(attach_signed_values(args))
+    except SystemExit as exc:  # argparse printed a usage message
+        sys.stderr.write(redact_arguments(usage.getvalue(), args))
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    sys.stderr.write(usage.getvalue())
     command: Callable[[argparse.Namespace], int] = ns.handler
     from purge.cli.history import HistoryInputError
 

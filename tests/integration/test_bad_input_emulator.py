@@ -105,6 +105,16 @@ def test_bad_cli_flags_exit_2_with_a_clear_message_and_write_nothing(
     assert message in err, err
 
 
+@pytest.mark.parametrize("flag", ["--pasword", "--client-secret", "--token"])
+def test_a_mistyped_secret_flag_is_refused_without_echoing_its_value(
+    fresh: EmulatorServer, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    assert cli.main([*base_args(fresh), "--filter", "app:.*", flag, SECRET]) == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {flag} (value hidden)" in err, err
+    assert SECRET not in err
+
+
 REGISTRY_CASES: list[tuple[str, str]] = [
     ("http://127.0.0.1:1", "plain http"),
     ("127.0.0.1:99999", "port"),
