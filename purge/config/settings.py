@@ -258,12 +258,13 @@ def describe_config(config: Config) -> dict[str, Any]:
 
 
 def describe_rule(rule: Rule) -> dict[str, Any]:
-    """One rule in PURGE_RULES's own spelling, so it can be pasted back."""
+    """One rule in PURGE_RULES's own spelling, so it can be pasted back: unset keys are left
+    out, as `null` is refused there."""
     limit = rule.max_deletions
     max_deletions: int | str | None = None
     if limit is not None:
         max_deletions = limit.count if limit.count is not None else f"{limit.percent:g}%"
-    return {
+    described = {
         "name": rule.name,
         "filter": [f.text for f in rule.filters],
         "ago": format_duration(rule.ago),
@@ -277,6 +278,7 @@ def describe_rule(rule: Rule) -> dict[str, Any]:
         "dryRun": rule.dry_run,
         "grace": format_duration(rule.grace) if rule.grace is not None else None,
     }
+    return {key: value for key, value in described.items() if value is not None}
 
 
 def _parse_allowed_hosts(value: str | None, errors: list[str]) -> tuple[str, ...]:

@@ -256,8 +256,7 @@ def test_describe_config_is_json_in_rule_spelling() -> None:
         "maxDeletions": "5%",
         "schedule": "0 0 3 * * *",
         "dryRun": True,
-        "grace": None,
-    }
+    }  # no "grace": unset keys are left out (null is refused in PURGE_RULES)
     # What describe_config prints is valid PURGE_RULES again.
     again = load_settings({**BASE, "PURGE_RULES": json.dumps(described["rules"])})
     assert describe_config(again)["rules"] == described["rules"]
@@ -318,5 +317,7 @@ def test_a_grace_needs_run_history_and_must_fit_in_it() -> None:
     )
     assert config.rules[0].grace == timedelta(days=7) and config.history is not None
     no_untagged = json.dumps([{"name": "g", "filter": ["app:.*"], "grace": "7d"}])
-    with pytest.raises(ConfigError, match=r"PURGE_RULES\[0\].grace: only delays the deletion of untagged manifests"):
+    with pytest.raises(
+        ConfigError, match=r"PURGE_RULES\[0\].grace: only delays the deletion of untagged manifests"
+    ):
         load_settings({**BASE, "PURGE_RULES": no_untagged, "PURGE_HISTORY": "/tmp/runs"})
