@@ -16,7 +16,6 @@ from pathlib import Path
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
-#: Accept every manifest type, as a pulling client does; the emulator serves the stored type.
 
 
 class DemoError(Exception):

@@ -20,6 +20,7 @@ from purge.model import (
 )
 from purge.report import Report
 
+#: Accept every manifest type, as a pulling client does; the emulator serves the stored type.
 MANIFEST_ACCEPT = ", ".join(sorted(KNOWN_MEDIA_TYPES))
 
 

@@ -489,38 +489,39 @@ class AcrRegistry(RestoreMethods):
     async def lock_tag(
         self, repository: str, tag: str, *, delete_enabled: bool, write_enabled: bool
     ) -> None:
-        try:
-            await self._client.update_tag_properties(
-                repository, tag, can_delete=delete_enabled, can_write=write_enabled
-            )
-        except Exception as exc:
-            raise map_error(exc, f"locking tag {repository}:{tag}", "unlock") from exc
+        """Put a tag's locks back as they were listed (after an unlock whose delete failed)."""
+        await self._set_tag_locks(repository, tag, delete_enabled, write_enabled, "locking")
 
     async def lock_manifest(
         self, repository: str, digest: str, *, delete_enabled: bool, write_enabled: bool
     ) -> None:
-        try:
-            await self._client.update_manifest_properties(
-                repository, digest, can_delete=delete_enabled, can_write=write_enabled
-            )
-        except Exception as exc:
-            raise map_error(exc, f"locking manifest {repository}@{digest}", "unlock") from exc
+        await self._set_manifest_locks(repository, digest, delete_enabled, write_enabled, "locking")
 
     async def unlock_tag(self, repository: str, tag: str) -> None:
-        try:
-            await self._client.update_tag_properties(
-                repository, tag, can_delete=True, can_write=True
-            )
-        except Exception as exc:
-            raise map_error(exc, f"unlocking tag {repository}:{tag}", "unlock") from exc
+        await self._set_tag_locks(repository, tag, True, True, "unlocking")
 
     async def unlock_manifest(self, repository: str, digest: str) -> None:
+        await self._set_manifest_locks(repository, digest, True, True, "unlocking")
+
+    async def _set_tag_locks(
+        self, repository: str, tag: str, delete: bool, write: bool, verb: str
+    ) -> None:
         try:
-            await self._client.update_manifest_properties(
-                repository, digest, can_delete=True, can_write=True
+            await self._client.update_tag_properties(
+                repository, tag, can_delete=delete, can_write=write
             )
         except Exception as exc:
-            raise map_error(exc, f"unlocking manifest {repository}@{digest}", "unlock") from exc
+            raise map_error(exc, f"{verb} tag {repository}:{tag}", "unlock") from exc
+
+    async def _set_manifest_locks(
+        self, repository: str, digest: str, delete: bool, write: bool, verb: str
+    ) -> None:
+        try:
+            await self._client.update_manifest_properties(
+                repository, digest, can_delete=delete, can_write=write
+            )
+        except Exception as exc:
+            raise map_error(exc, f"{verb} manifest {repository}@{digest}", "unlock") from exc
 
 
 def _recorder(statuses: list[int]) -> Callable[[PipelineResponse], None]:  # type: ignore[type-arg]
