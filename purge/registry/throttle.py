@@ -125,6 +125,17 @@ class AdaptiveLimiter:
     def in_flight(self) -> int:
         return self._in_flight
 
+    def _wake(self) -> None:
+        """Wake as many waiters as there are free slots (the caller holds the condition).
+
+        notify_all would wake every waiting task on every answer: with thousands of deletions
+        queued that is quadratic work on the event loop. A woken task that finds the registry
+        paused waits with a timeout, so the pause's end needs no wake-up of its own.
+        """
+        free = self.controller.limit - self._in_flight
+        if free > 0:
+            self._changed.notify(free)
+
     def now(self) -> float:
         return self._clock()
 
@@ -147,7 +158,7 @@ class AdaptiveLimiter:
             _holding.reset(token)
             async with self._changed:
                 self._in_flight -= 1
-                self._changed.notify_all()
+                self._wake()
 
     async def acquire(self) -> float:
         """Wait for a free slot and for any pause to end; returns the start time."""
@@ -190,4 +201,4 @@ class AdaptiveLimiter:
                 self.controller.on_success(
                     latency=now - started, now=now, remaining=remaining, in_flight=self._in_flight
                 )
-            self._changed.notify_all()
+            self._wake()
