@@ -23,7 +23,6 @@ real run deleted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -40,6 +39,7 @@ from purge.config.command import parse_purge_command
 from purge.config.settings import Config, Connection
 from purge.report import Report
 from purge.service import run_purge
+from tests.fixtures.images import oci_image
 
 GRAPH_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "scenarios" / "graph"
 SHAPES = sorted(
@@ -133,29 +133,9 @@ def attributes(dump: dict[str, Any], item: str) -> dict[str, Any]:
 
 def push_image(emu: EmulatorServer, shape: Shape, repository: str, mid: str, tag: str) -> None:
     """Push a fresh single-platform OCI image (blobs first, as a client does) onto `tag`."""
-    seed = f"{shape.name}/{repository}/{mid}"
-    layer = hashlib.sha256(seed.encode()).digest() * 8
-    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": emu.push_blob(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": emu.push_blob(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
+    body, expected = oci_image(emu, f"{shape.name}/{repository}/{mid}")
     digest = emu.push_manifest(repository, body, OCI_MANIFEST, tag)
-    assert digest == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert digest == expected
     shape.digests.setdefault(repository, {})[mid] = digest
 
 

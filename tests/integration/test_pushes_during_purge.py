@@ -16,7 +16,6 @@ new image. The outcome is read from the emulator; the report must agree with it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 from acr_emulator.testing import EmulatorServer
 from purge.config.settings import load_settings
 from purge.service import run_purge
+from tests.fixtures.images import oci_image
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 BUILDS = range(11, 21)
@@ -50,30 +50,6 @@ RULES = [{"name": "ci", "filter": ["ci:^build-"], "ago": "30d", "untagged": True
 WRITE_LIMIT = 5.0
 
 
-def new_image(emu: EmulatorServer, seed: str) -> tuple[bytes, str]:
-    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
-    layer = hashlib.sha256(seed.encode()).digest() * 8
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": emu.push_blob(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": emu.push_blob(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
-    return body, "sha256:" + hashlib.sha256(body).hexdigest()
-
-
 def tags_of(emu: EmulatorServer) -> dict[str, str]:
     return {name: t["digest"] for name, t in emu.dump()["repositories"]["ci"]["tags"].items()}
 
@@ -88,8 +64,8 @@ async def test_pushes_during_the_delete_phase_lose_nothing_and_the_report_is_exa
     emu = emulator_factory(scenario=SCENARIO)
     before = tags_of(emu)
     old13, old12, old20 = before["build-13"], before["build-12"], before["build-20"]
-    new20, new20_digest = new_image(emu, "build-20 again")
-    new12, new12_digest = new_image(emu, "build-12 moved")
+    new20, new20_digest = oci_image(emu, "build-20 again")
+    new12, new12_digest = oci_image(emu, "build-12 moved")
     # The first delete of the run (the tag delete of build-20) is held 1 s by the registry.
     emu.inject_fault(method="DELETE", path_regex=r"/_tags/build-20$", status=None, delay=1.0)
     emu.set_rate_limits(reads=10 * WRITE_LIMIT, writes=WRITE_LIMIT)
