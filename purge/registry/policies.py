@@ -187,14 +187,22 @@ def _remaining(value: str | None) -> float | None:
 
 class ThrottlePolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
     """Every attempt takes a slot of the shared AdaptiveLimiter (unless its task holds one) and
-    reports how it went."""
+    reports how it went.
+
+    Token requests (`/oauth2/...`) take no slot: a task renewing a token holds the broker's lock,
+    and the tasks waiting on that lock may hold every slot (the executor holds one around each
+    deletion), so a token request that queued for a slot would wait for its own waiters until
+    the operation deadline failed them all. They are one per scope and token lifetime, and are
+    still recorded, so a 429 on them slows everyone down.
+    """
 
     def __init__(self, limiter: AdaptiveLimiter) -> None:
         super().__init__()
         self._limiter = limiter
 
     async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
-        own_slot = not self._limiter.holding
+        token_request = urlsplit(request.http_request.url).path.startswith("/oauth2/")
+        own_slot = not self._limiter.holding and not token_request
         started = await self._limiter.acquire() if own_slot else self._limiter.now()
         try:
             response = await self.next.send(request)

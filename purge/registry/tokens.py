@@ -52,15 +52,27 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def renew_at(token: str, now: float) -> float:
-    """When to stop using `token`: before its `exp`, by a margin fitting its lifetime."""
+    """When to stop using `token`, just received at `now`: before it expires, by a margin
+    fitting its lifetime.
+
+    With `iat`, the lifetime (`exp - iat`) is counted from `now` on the local clock, so a clock
+    that differs from the registry's neither throws tokens away at once nor keeps them past
+    their end. A lifetime of 0 (sub-second, rounded down) is used for this request only.
+    """
     claims = jwt_claims(token) or {}
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
+    exp = _number(claims.get("exp"))
+    if exp is None:
         return now + UNKNOWN_LIFETIME
-    iat = claims.get("iat")
-    lifetime = exp - iat if isinstance(iat, int | float) and iat < exp else RENEW_MARGIN * 5
-    return float(exp) - min(RENEW_MARGIN, lifetime / 5)
+    iat = _number(claims.get("iat"))
+    if iat is not None and iat <= exp:
+        lifetime = exp - iat
+        return now + lifetime - min(RENEW_MARGIN, lifetime / 5)
+    return exp - RENEW_MARGIN
 
 
 def grants_every_repository(token: str) -> bool | None:
@@ -257,9 +269,15 @@ class TokenBroker:
         found = self.cached(scope)
         if found is not None and found != reject:
             return found
+        seen = self._cache.get(scope)
         lock = self._locks.setdefault(scope, asyncio.Lock())
         async with lock:
-            found = self.cached(scope)  # another task may have fetched it meanwhile
+            # Another task fetched one while this one waited: that token is as fresh as any
+            # fetch would give (even if already due for renewal), so share it; a 401 renews it.
+            entry = self._cache.get(scope)
+            if entry is not None and entry is not seen and entry.token != reject:
+                return entry.token
+            found = self.cached(scope)
             if found is not None and found != reject:
                 return found
             self.fetches += 1

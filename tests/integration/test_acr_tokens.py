@@ -138,3 +138,37 @@ async def test_user_assigned_identity_client_id_is_sent(
     query = identity_endpoint.requests[-1]["query"]
     assert query.get("client_id") == "00000000-1111-2222-3333-444444444444"
     assert query["resource"].startswith("https://containerregistry.azure.net")
+
+
+async def test_a_token_renewal_never_waits_for_a_slot_that_its_waiters_hold(
+    emulator_factory: Any, identity_endpoint: Any
+) -> None:
+    """Renewal under a full limiter: one task holds the only slot (as the executor does around a
+    deletion) and needs the token that another task is renewing. Were the token request to wait
+    for a slot, neither could go on until the operation deadline (120 s) failed both."""
+    emu = emulator_factory(scenario=scenario(2, 2))
+    emu.set_token_lifetime(2)
+    async with aad(emu, max_concurrency=1) as reg:
+        _ = [r async for r in reg.list_repositories()]  # the wide token is cached
+        await asyncio.sleep(2.1)  # ... and now stale, so the next request renews it
+        holding = asyncio.Event()
+        # created before the slot is taken, so that it does not share the slot (a context copy)
+        lister = asyncio.create_task(_tag_names(reg, "repo1", after=holding))
+        try:
+            async with reg.slot():  # the only slot
+                holding.set()
+                await asyncio.sleep(0.3)  # the lister is renewing the token
+                mine = await asyncio.wait_for(_tag_names(reg, "repo0"), 10)
+            assert sorted(mine) == ["t0", "t1"]
+            assert sorted(await asyncio.wait_for(lister, 10)) == ["t0", "t1"]
+        finally:
+            lister.cancel()
+    assert all(e["status"] == 200 for e in emu.request_log())
+
+
+async def _tag_names(
+    reg: AcrRegistry, repository: str, *, after: asyncio.Event | None = None
+) -> list[str]:
+    if after is not None:
+        await after.wait()
+    return [t.name async for t in reg.list_tags(repository)]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,13 @@ from purge.config.hosts import UntrustedRegistry, trusted_host
 from purge.config.settings import Connection
 from purge.registry.policies import scope_for
 from purge.registry.protocol import ManifestUnreadable
-from purge.registry.tokens import jwt_claims, parse_challenge, renew_at, token_source
+from purge.registry.tokens import (
+    TokenBroker,
+    jwt_claims,
+    parse_challenge,
+    renew_at,
+    token_source,
+)
 from purge.registry.wire import body_from_json, manifest_from_json, parse_time, tag_from_json
 
 
@@ -43,6 +51,37 @@ def test_renew_before_exp_with_a_margin_fitting_the_lifetime() -> None:
     short = jwt({"iat": 1000, "exp": 1010})
     assert renew_at(short, now=1000) == pytest.approx(1008)
     assert renew_at("opaque", now=50) > 50
+    assert renew_at(jwt({"exp": 5000}), now=1000) == 5000 - 60  # no iat: exp itself
+
+
+def test_the_lifetime_counts_on_the_local_clock() -> None:
+    token = jwt({"iat": 1000, "exp": 1000 + 3600})
+    # the local clock is 10 minutes ahead of the registry's, or 10 minutes behind
+    assert renew_at(token, now=1600) == 1600 + 3600 - 60
+    assert renew_at(token, now=400) == 400 + 3600 - 60
+    # a sub-second lifetime rounded down to 0 is due at once (a 401 renews it otherwise)
+    assert renew_at(jwt({"iat": 1000, "exp": 1000}), now=1000.4) == pytest.approx(1000.4)
+
+
+async def test_waiters_share_the_token_fetched_while_they_waited() -> None:
+    """Tokens that are due for renewal the moment they arrive (a clock ahead of the registry,
+    a tiny lifetime) must not make every waiting request fetch one of its own."""
+    fetched: list[str] = []
+
+    class Source:
+        async def fetch(self, send: Any, service: str, scope: str) -> str:
+            await asyncio.sleep(0.01)
+            fetched.append(jwt({"iat": 1000, "exp": 1000, "n": len(fetched)}))
+            return fetched[-1]
+
+        async def close(self) -> None:
+            return None
+
+    broker = TokenBroker(Source(), "r.azurecr.io", clock=lambda: 1000.0)
+    tokens = await asyncio.gather(*(broker.token(None, "s") for _ in range(20)))  # type: ignore[arg-type]
+    assert len(fetched) == 1 and set(tokens) == {fetched[0]}
+    # a refused token is never handed out again
+    assert await broker.token(None, "s", reject=fetched[0]) == fetched[1]  # type: ignore[arg-type]
 
 
 def test_parse_challenge() -> None:
