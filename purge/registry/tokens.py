@@ -52,27 +52,19 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def renew_at(token: str, now: float) -> float:
-    """When to stop using `token`, just received at `now`: before it expires, by a margin
-    fitting its lifetime.
+    """When to stop using `token`: before its `exp`, by a margin fitting its lifetime.
 
-    With `iat`, the lifetime (`exp - iat`) is counted from `now` on the local clock, so a clock
-    that differs from the registry's neither throws tokens away at once nor keeps them past
-    their end. A lifetime of 0 (sub-second, rounded down) is used for this request only.
+    `exp` is read against the local clock: counting the lifetime (`exp - iat`) from arrival
+    instead would outlive the token by up to the second that `iat` was rounded down by.
     """
     claims = jwt_claims(token) or {}
-    exp = _number(claims.get("exp"))
-    if exp is None:
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
         return now + UNKNOWN_LIFETIME
-    iat = _number(claims.get("iat"))
-    if iat is not None and iat <= exp:
-        lifetime = exp - iat
-        return now + lifetime - min(RENEW_MARGIN, lifetime / 5)
-    return exp - RENEW_MARGIN
+    iat = claims.get("iat")
+    lifetime = exp - iat if isinstance(iat, int | float) and iat < exp else RENEW_MARGIN * 5
+    return float(exp) - min(RENEW_MARGIN, lifetime / 5)
 
 
 def grants_every_repository(token: str) -> bool | None:
