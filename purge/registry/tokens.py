@@ -266,12 +266,10 @@ class TokenBroker:
         async with lock:
             # Another task fetched one while this one waited: that token is as fresh as any
             # fetch would give (even if already due for renewal), so share it; a 401 renews it.
+            # (An unchanged entry was already found stale or refused above.)
             entry = self._cache.get(scope)
             if entry is not None and entry is not seen and entry.token != reject:
                 return entry.token
-            found = self.cached(scope)
-            if found is not None and found != reject:
-                return found
             self.fetches += 1
             fresh = await self._source.fetch(send, self.service, scope)
             self._cache[scope] = _Cached(fresh, renew_at(fresh, self._clock()))
