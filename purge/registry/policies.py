@@ -74,6 +74,11 @@ def scope_for(method: str, path: str) -> str | None:
 # ---------------------------------------------------------------- pipeline policies
 
 
+def _is_token_path(path: str) -> bool:
+    """Is this the registry's token endpoint (`/oauth2/exchange`, `/oauth2/token`)?"""
+    return path.startswith("/oauth2/")
+
+
 #: The one scope acr purge asks for per run: the catalog and every repository, every action.
 WIDE_SCOPE = "registry:catalog:* repository:*:*"
 
@@ -118,7 +123,7 @@ class AcrTokenPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
                 f"refused to send a request to {url.scheme}://{url.hostname}: only "
                 f"https://{self._host} is trusted with credentials"
             )
-        if url.path.startswith("/oauth2/"):
+        if _is_token_path(url.path):
             return await self.next.send(request)
         predicted = scope_for(http.method, url.path)
         scope: str | None = None
@@ -201,7 +206,7 @@ class ThrottlePolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
         self._limiter = limiter
 
     async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
-        token_request = urlsplit(request.http_request.url).path.startswith("/oauth2/")
+        token_request = _is_token_path(urlsplit(request.http_request.url).path)
         own_slot = not self._limiter.holding and not token_request
         started = await self._limiter.acquire() if own_slot else self._limiter.now()
         try:
@@ -293,7 +298,7 @@ class DeadlinePolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
     async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
         http = request.http_request
         path = urlsplit(http.url).path
-        read = http.method.upper() in ("GET", "HEAD") and not path.startswith("/oauth2/")
+        read = http.method.upper() in ("GET", "HEAD") and not _is_token_path(path)
         return await within_budget(
             self.next.send(request),
             f"{http.method} {path}",
