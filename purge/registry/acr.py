@@ -375,7 +375,10 @@ class AcrRegistry(RestoreMethods):
         try:
             statuses: list[int] = []
             await self._client.delete_manifest(
-                repository, digest, raw_response_hook=_recorder(statuses)
+                repository,
+                digest,
+                raw_response_hook=_recorder(statuses),
+                retry_total=0,  # sent once: the executor checks again before sending it again
             )
         except Exception as exc:
             raise map_error(exc, f"deleting manifest {repository}@{digest}", "delete") from exc

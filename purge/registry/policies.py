@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Coroutine
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -24,9 +22,10 @@ from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, SansIOHTTPPolicy
 
 from purge import budget
-from purge.registry.protocol import RegistryError
+from purge.registry.protocol import NoAnswer, RegistryError
 from purge.registry.throttle import AdaptiveLimiter
 from purge.registry.tokens import TokenBroker, grants_every_repository, parse_challenge
+from purge.registry.wire import retry_after_seconds
 
 #: Retries of one call (5xx, 429, dropped connection): enough to ride out a blip, bounded so a
 #: run can stop within its budget.
@@ -167,22 +166,6 @@ class ChallengeInterceptor(SansIOHTTPPolicy):  # type: ignore[type-arg]
             del headers["WWW-Authenticate"]
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
 def _remaining(value: str | None) -> float | None:
     try:
         return float(value) if value else None
@@ -218,7 +201,7 @@ class ThrottlePolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
         await self._limiter.record(
             started,
             throttled=response.http_response.status_code == 429,
-            retry_after=_retry_after_seconds(headers.get("Retry-After")),
+            retry_after=retry_after_seconds(headers.get("Retry-After")),
             remaining=_remaining(headers.get("x-ms-ratelimit-remaining-calls-per-second")),
             release=own_slot,
         )
@@ -253,7 +236,7 @@ class BoundedRetryPolicy(AsyncRetryPolicy):  # type: ignore[type-arg]
 WRITE_GRACE = 15.0
 
 
-class RequestTimeout(RegistryError):
+class RequestTimeout(NoAnswer):
     """A request got no complete answer in time (a registry that drips or stalls its answer)."""
 
 

@@ -15,11 +15,28 @@ from purge.model import Manifest, ManifestBody, Tag
 
 
 class RegistryError(Exception):
-    """A registry call failed. `status` is the HTTP status when there was one."""
+    """A registry call failed. `status` is the HTTP status when there was one; `retry_after`
+    the seconds its `Retry-After` header asked for."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+
+class NoAnswer(RegistryError):
+    """The request got no complete answer: the connection failed, or the answer stopped coming."""
+
+
+def is_passing(exc: BaseException) -> bool:
+    """Whether the same request may succeed later: no answer, throttled (429), timed out (408)
+    or a server error (5xx). Refusals and answers that make no sense are not."""
+    if isinstance(exc, NoAnswer):
+        return True
+    status = exc.status if isinstance(exc, RegistryError) else None
+    return status is not None and (status in (408, 429) or status >= 500)
 
 
 class PermissionDenied(RegistryError):
@@ -103,7 +120,13 @@ class Registry(Protocol):
         """Point `tag` at the existing manifest `digest` (read its body, verify, PUT by tag)."""
         ...
 
-    async def delete_manifest(self, repository: str, digest: str) -> bool: ...
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        """DELETE a manifest (the registry removes its tags and referrers too), sent once.
+
+        Never resent on its own after a 429 or a 5xx: the caller reads the manifest's tags and
+        referrers again before sending it again (`executor.attempt`).
+        """
+        ...
 
     async def unlock_tag(self, repository: str, tag: str) -> None:
         """PATCH deleteEnabled and writeEnabled to true."""

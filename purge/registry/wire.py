@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import (
+    AzureError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
 from azure.core.rest import AsyncHttpResponse
 
 from purge.isotime import parse_ticks, parse_utc
 from purge.model import Manifest, ManifestBody, Tag
 from purge.registry.protocol import (
     ManifestUnreadable,
+    NoAnswer,
     NotFound,
     PermissionDenied,
     RegistryError,
@@ -160,12 +167,34 @@ def error_for_status(status: int, body: bytes, what: str, action: str) -> Regist
     return _http_error(status, _error_detail(body[:65536]), what, action)
 
 
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` (seconds or an HTTP date) as seconds from now; None when absent or bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
 def map_error(exc: Exception, what: str, action: str) -> RegistryError:
     """SDK exception -> the engine's error, naming the role on 401/403. Never echoes headers."""
     if isinstance(exc, RegistryError):
         return exc
     if isinstance(exc, HttpResponseError) and exc.status_code is not None:
-        return _http_error(exc.status_code, _error_code(exc), what, action)
+        error = _http_error(exc.status_code, _error_code(exc), what, action)
+        headers = getattr(exc.response, "headers", None) or {}
+        error.retry_after = retry_after_seconds(headers.get("Retry-After"))
+        return error
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return NoAnswer(f"{what}: {type(exc).__name__}: {exc.message}")
     if isinstance(exc, AzureError):
         return RegistryError(f"{what}: {type(exc).__name__}: {exc.message}")
     return RegistryError(f"{what}: {type(exc).__name__}: {exc}")
