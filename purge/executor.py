@@ -16,7 +16,13 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from purge.model import Keep, ManifestDeletion, Plan, TagDeletion, short_digest
-from purge.registry.protocol import NotFound, PermissionDenied, Registry
+from purge.registry.protocol import (
+    NotFound,
+    PermissionDenied,
+    Registry,
+    RegistryError,
+    is_passing,
+)
 
 #: kept: the registry changed under the run (a tag pushed onto it, moved away or put back), so
 #: it was not deleted; unknown: the delete's answer was lost and reading it back failed too.
@@ -88,6 +94,11 @@ class _Unlock:
 #: What a check before a delete or the delete itself decided: (status, already gone).
 _Decision = tuple[Status, bool]
 
+#: Sends of one checked (manifest) delete at most, each right after its check.
+CHECKED_DELETE_SENDS = 4
+#: Longest wait before sending a checked delete again (a Retry-After beyond it is cut).
+MAX_RESEND_PAUSE = 30.0
+
 
 class _Execution:
     """State of one plan's execution."""
@@ -114,6 +125,7 @@ class _Execution:
         #: Tag deletions whose answer corrected the plan (the digest the registry named).
         self.corrected: dict[int, TagDeletion] = {}
         self._removed_with: dict[str, str | None] | None = None
+        self._planned: dict[str, ManifestDeletion] | None = None
         #: action -> the first refusal (401/403) of it in this repository. A missing role is
         #: missing for every item: later items starting with that action are not sent.
         self.denied: dict[str, str] = {}
@@ -124,6 +136,47 @@ class _Execution:
         if self._removed_with is None:
             self._removed_with = {d.digest: d.removed_with for d in self.plan.manifest_deletions}
         return self._removed_with
+
+    async def cascade_change(self, digest: str) -> str | None:
+        """Why deleting `digest` now would remove more than the plan says, or None.
+
+        ACR deletes a manifest's referrers (signatures, SBOMs) with it, and theirs in turn,
+        tags and all. A referrer pushed since the listing, or a tag pushed onto a referrer the
+        plan deletes, would go without a word: read the referrers just before the delete
+        (the OCI referrers API answers an empty list, not 404, for a manifest without any).
+        """
+        planned = self.planned_manifests()
+        seen, subjects = {digest}, [digest]
+        while subjects:
+            subject = subjects.pop()
+            for referrer in await self.registry.list_referrers(self.plan.repository, subject):
+                if referrer in seen:
+                    continue
+                seen.add(referrer)
+                deletion = planned.get(referrer)
+                if deletion is None:
+                    return (
+                        f"referrer {short_digest(referrer)} of {short_digest(subject)}, which the "
+                        "plan does not delete, was pushed during the purge"
+                    )
+                now = await self.registry.manifest_state(self.plan.repository, referrer)
+                if now is None:
+                    continue
+                pushed = sorted(set(now.tags) - set(deletion.tags))
+                if pushed:
+                    return (
+                        f"tag {', '.join(pushed)} pushed onto its referrer "
+                        f"{short_digest(referrer)} during the purge"
+                    )
+                self.tags_at_delete[referrer] = tuple(sorted(now.tags))
+                subjects.append(referrer)
+        return None
+
+    def planned_manifests(self) -> dict[str, ManifestDeletion]:
+        """Digest -> its planned deletion; built once per plan."""
+        if self._planned is None:
+            self._planned = {d.digest: d for d in self.plan.manifest_deletions}
+        return self._planned
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() >= self.deadline
@@ -144,68 +197,104 @@ class _Execution:
         `check` re-reads the item just before its delete and may decide instead (kept: it
         changed; deleted: already gone). A delete that fails without a refusal is read back
         (`read_back`: is it gone?), since a lost answer may hide a delete the registry did.
-        Whatever was unlocked and not deleted gets its listed locks back.
+        A checked delete that failed for a passing reason (429, 408, 5xx, a lost connection)
+        and did not happen is sent again, each time right after its check: the registry client
+        never resends it by itself, seconds later and unchecked. Whatever was unlocked and not
+        deleted gets its listed locks back.
         """
         async with self.registry.slot():
             if self.past_deadline():
                 self.complete = False
                 return "not_started", False
-            if check is not None:  # a read: the dry run does it too, to report the same
+            unlocked: list[_Unlock] = []
+            for send in range(1, CHECKED_DELETE_SENDS + 1):
+                if check is not None:  # a read: the dry run does it too, to report the same
+                    decided = await self._checked(ref, check, unlocked)
+                    if decided is not None:
+                        return decided
+                if self.dry_run:
+                    return "would_delete", False
+                if send == 1:
+                    if ("unlock" if unlocks else "delete") in self.denied:
+                        self.not_attempted += 1
+                        return "failed", False
+                    if not await self._unlock(ref, unlocks, unlocked):
+                        return "failed", False
                 try:
-                    decided = await check()
-                except Exception as exc:
-                    text = describe_failure(exc, "re-check before the delete")
-                    self.errors.append(ItemError(self.plan.repository, ref, f"{text}; kept"))
-                    return "failed", False
-                if decided is not None:
-                    status, gone = decided
-                    return (
-                        "would_delete" if self.dry_run and status == "deleted" else status
-                    ), gone
-            if self.dry_run:
-                return "would_delete", False
-            if ("unlock" if unlocks else "delete") in self.denied:
-                self.not_attempted += 1
-                return "failed", False
-            done: list[_Unlock] = []
-            for unlock in unlocks:
-                try:
-                    await unlock.call()
+                    return await delete()
                 except NotFound:
-                    continue  # unlocking something already gone: the delete will say 404 too
-                except Exception as exc:
-                    if isinstance(exc, PermissionDenied):
-                        self.denied.setdefault("unlock", describe_failure(exc, "unlock"))
-                    await self._fail(ref, describe_failure(exc, "unlock"), done)
+                    return "deleted", True
+                except PermissionDenied as exc:
+                    self.denied.setdefault("delete", describe_failure(exc, "delete"))
+                    await self._fail(ref, describe_failure(exc, "delete"), unlocked)
                     return "failed", False
-                done.append(unlock)
-            try:
-                return await delete()
-            except NotFound:
-                return "deleted", True
-            except PermissionDenied as exc:
-                self.denied.setdefault("delete", describe_failure(exc, "delete"))
-                await self._fail(ref, describe_failure(exc, "delete"), done)
-                return "failed", False
-            except Exception as exc:  # one item's failure must not stop the others
-                failure = describe_failure(exc, "delete")
-            try:
-                gone = await read_back()
-            except Exception as exc:
-                await self._fail(
-                    ref,
-                    f"delete outcome unknown: {failure}; reading it back failed: "
-                    f"{describe_failure(exc, 'read')}",
-                    done,
-                )
-                return "unknown", False
-            if gone:  # the registry acted; only its answer was lost
-                return "deleted", False
-            await self._fail(ref, failure, done)
+                except Exception as exc:  # one item's failure must not stop the others
+                    failure, passing = describe_failure(exc, "delete"), is_passing(exc)
+                    pause = exc.retry_after if isinstance(exc, RegistryError) else None
+                try:
+                    gone = await read_back()
+                except Exception as exc:
+                    await self._fail(
+                        ref,
+                        f"delete outcome unknown: {failure}; reading it back failed: "
+                        f"{describe_failure(exc, 'read')}",
+                        unlocked,
+                    )
+                    return "unknown", False
+                if gone:  # the registry acted; only its answer was lost
+                    return "deleted", False
+                if check is None or not passing or send == CHECKED_DELETE_SENDS:
+                    break
+                if self.past_deadline():
+                    failure += "; not sent again: the run's time budget is spent"
+                    break
+                await asyncio.sleep(min(pause if pause is not None else send, MAX_RESEND_PAUSE))
+            await self._fail(ref, failure, unlocked)
             return "failed", False
+
+    async def _checked(
+        self, ref: str, check: Callable[[], Awaitable[_Decision | None]], unlocked: list[_Unlock]
+    ) -> _Decision | None:
+        """The check's decision (as the dry run reports it), or None to go on and delete."""
+        try:
+            decided = await check()
+        except Exception as exc:
+            text = describe_failure(exc, "re-check before the delete")
+            await self._fail(ref, f"{text}; kept", unlocked)
+            return "failed", False
+        if decided is None:
+            return None
+        status, gone = decided
+        if status == "kept" and unlocked:  # changed between two sends: locks back, no error
+            notes = await self._relock(unlocked)
+            if any("stays unlocked" in note for note in notes):
+                self.errors.append(ItemError(self.plan.repository, ref, "; ".join(notes)))
+        return ("would_delete" if self.dry_run and status == "deleted" else status), gone
+
+    async def _unlock(self, ref: str, unlocks: Sequence[_Unlock], done: list[_Unlock]) -> bool:
+        """Unlock what the delete needs, adding each to `done`; False (recorded) on a failure."""
+        for unlock in unlocks:
+            try:
+                await unlock.call()
+            except NotFound:
+                continue  # unlocking something already gone: the delete will say 404 too
+            except Exception as exc:
+                if isinstance(exc, PermissionDenied):
+                    self.denied.setdefault("unlock", describe_failure(exc, "unlock"))
+                await self._fail(ref, describe_failure(exc, "unlock"), done)
+                return False
+            done.append(unlock)
+        return True
 
     async def _fail(self, ref: str, text: str, unlocked: Sequence[_Unlock]) -> None:
         """Record a failure; first put back the locks of what was unlocked for nothing."""
+        notes = await self._relock(unlocked)
+        suffix = f"; {'; '.join(notes)}" if notes else ""
+        self.errors.append(ItemError(self.plan.repository, ref, text + suffix))
+
+    @staticmethod
+    async def _relock(unlocked: Sequence[_Unlock]) -> list[str]:
+        """Put back the listed locks of `unlocked`; a note for each, saying how it went."""
         notes = []
         for unlock in unlocked:
             try:
@@ -216,8 +305,7 @@ class _Execution:
             except Exception as exc:
                 failure = describe_failure(exc, "unlock")
                 notes.append(f"relocking {unlock.ref} failed ({failure}): it stays unlocked")
-        suffix = f"; {'; '.join(notes)}" if notes else ""
-        self.errors.append(ItemError(self.plan.repository, ref, text + suffix))
+        return notes
 
 
 async def execute(
@@ -342,6 +430,14 @@ async def _execute(run: _Execution) -> ExecutionResult:
         digest = deletion.digest
 
         async def check() -> _Decision | None:
+            cascade = await run.cascade_change(digest)
+            if cascade is not None:
+                run.kept.append(
+                    Keep(
+                        "manifest", digest, digest, f"{cascade}: kept (the next run decides again)"
+                    )
+                )
+                return "kept", False
             now = await registry.manifest_state(repo, digest)
             if now is None:
                 return "deleted", True
@@ -487,10 +583,15 @@ async def _delete_parents_first(
 
 def _own_outcome(run: _Execution, deletion: ManifestDeletion) -> ManifestOutcome:
     status, gone = run.manifest_status[deletion.digest]
+    return ManifestOutcome(_as_reread(run, deletion), status, gone)
+
+
+def _as_reread(run: _Execution, deletion: ManifestDeletion) -> ManifestDeletion:
+    """`deletion` with the tags its manifest had when re-read before the delete: those went."""
     removed = run.tags_at_delete.get(deletion.digest)
-    if removed is not None and removed != deletion.tags:  # only the tags it still had went
-        deletion = replace(deletion, tags=removed)
-    return ManifestOutcome(deletion, status, gone)
+    if removed is not None and removed != deletion.tags:
+        return replace(deletion, tags=removed)
+    return deletion
 
 
 def _root_status(run: _Execution, digest: str, ref: str) -> Status:
@@ -516,7 +617,8 @@ def _root_status(run: _Execution, digest: str, ref: str) -> Status:
 
 def _manifest_outcome(run: _Execution, deletion: ManifestDeletion) -> ManifestOutcome:
     assert deletion.removed_with is not None
-    return ManifestOutcome(deletion, _root_status(run, deletion.removed_with, deletion.digest))
+    status = _root_status(run, deletion.removed_with, deletion.digest)
+    return ManifestOutcome(_as_reread(run, deletion), status)
 
 
 def _tag_outcome(run: _Execution, deletion: TagDeletion) -> TagOutcome:

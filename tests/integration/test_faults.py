@@ -18,6 +18,7 @@ import pytest
 
 from acr_emulator.testing import EmulatorServer
 from purge.config.settings import Config, Connection, load_settings
+from purge.executor import CHECKED_DELETE_SENDS
 from purge.registry import acr as acr_module
 from purge.registry.acr import AcrRegistry
 from purge.registry.policies import RETRY_TOTAL, BoundedRetryPolicy
@@ -210,7 +211,31 @@ async def test_persistent_5xx_on_one_delete_fails_that_item_only(
     manifest_deletes = [
         e for e in emu.request_log() if e["method"] == "DELETE" and "alpha" in e["path"]
     ]
-    assert len(manifest_deletes) == 4 * TRIES  # bounded: the same tries for each
+    # bounded: the same sends for each, every one right after its check (the executor resends)
+    assert len(manifest_deletes) == 4 * CHECKED_DELETE_SENDS
+
+
+async def test_a_throttled_manifest_delete_is_checked_again_before_it_is_sent_again(
+    emu: EmulatorServer, checked: Checked
+) -> None:
+    """The SDK pipeline never resends a manifest DELETE by itself: a resend seconds later
+    would skip the reads that make it safe (tags and referrers pushed meanwhile)."""
+    emu.reset_log()
+    emu.inject_fault(method="DELETE", path_regex=r"/alpha/manifests/", status=429, count=1)
+    report = await purge(emu)
+    assert report["errors"] == [], report["errors"]
+    assert checked.after(report) == checked.planned
+    log = [e for e in emu.request_log() if "/alpha/" in e["path"]]
+    [refused] = [i for i, e in enumerate(log) if e["status"] == 429]
+    digest = log[refused]["path"].rsplit("/", 1)[1]
+    about = [
+        (e["method"], e["path"].split("/")[-2], e["status"]) for e in log if digest in e["path"]
+    ]
+    check = [("GET", "referrers", 200), ("GET", "_manifests", 200)]
+    sent = [("DELETE", "manifests", 429)]
+    read_back = [("GET", "_manifests", 200)]
+    about = about[about.index(check[0]) :]  # after the planner's read of the body
+    assert about == check + sent + read_back + check + [("DELETE", "manifests", 202)]
 
 
 # ---------------------------------------------------------------- failed and partial listings

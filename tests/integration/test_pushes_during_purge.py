@@ -16,12 +16,14 @@ new image. The outcome is read from the emulator; the report must agree with it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import threading
 import time
 from typing import Any
 
+from acr_emulator.scenario import manifest_digests
 from acr_emulator.testing import EmulatorServer
 from purge.config.settings import load_settings
 from purge.service import run_purge
@@ -54,8 +56,8 @@ def tags_of(emu: EmulatorServer) -> dict[str, str]:
     return {name: t["digest"] for name, t in emu.dump()["repositories"]["ci"]["tags"].items()}
 
 
-def body_of(emu: EmulatorServer, digest: str) -> bytes:
-    return emu._call(lambda: emu.emulator.registry.repo("ci").manifests[digest].body)
+def body_of(emu: EmulatorServer, digest: str, repository: str = "ci") -> bytes:
+    return emu._call(lambda: emu.emulator.registry.repo(repository).manifests[digest].body)
 
 
 async def test_pushes_during_the_delete_phase_lose_nothing_and_the_report_is_exact(
@@ -126,13 +128,14 @@ async def test_pushes_during_the_delete_phase_lose_nothing_and_the_report_is_exa
     assert report["totals"]["manifestsDeleted"] == len(deleted_manifests)
 
 
-def pre_delete_windows(log: list[dict[str, Any]]) -> list[float]:
-    """Seconds from each manifest's last tag read to its accepted DELETE, from the request log."""
+def pre_delete_windows(log: list[dict[str, Any]], read: str) -> list[float]:
+    """Seconds from each manifest's last read of `read` (`/_manifests/`: its tags;
+    `/referrers/`: its referrers) to its accepted DELETE, from the request log."""
     read_at: dict[str, float] = {}
     windows = []
     for entry in log:
         path = entry["path"]
-        if entry["method"] == "GET" and "/_manifests/" in path and entry["status"] == 200:
+        if entry["method"] == "GET" and read in path and entry["status"] == 200:
             read_at[path.rsplit("/", 1)[1]] = entry["time"]
         if entry["method"] == "DELETE" and "/manifests/" in path and entry["status"] == 202:
             digest = path.rsplit("/", 1)[1]
@@ -150,9 +153,92 @@ async def test_each_manifest_is_checked_just_before_its_own_delete(emulator_fact
     })  # fmt: skip
     report = (await run_purge(config, dry_run=False)).to_dict()
     assert report["errors"] == []
-    windows = pre_delete_windows(emu.request_log())
-    assert len(windows) == len(BUILDS) - 1  # every deleted manifest was read right before
-    print(
-        f"re-read -> DELETE window at {WRITE_LIMIT:g} writes/s: median "
-        f"{statistics.median(windows):.3f}s, max {max(windows):.3f}s"
+    log = emu.request_log()
+    # Every deleted manifest had its referrers and then its tags read right before its delete.
+    for read in ("/referrers/", "/_manifests/"):
+        windows = pre_delete_windows(log, read)
+        assert len(windows) == len(BUILDS) - 1
+        print(
+            f"{read.strip('/')} read -> DELETE window at {WRITE_LIMIT:g} writes/s: median "
+            f"{statistics.median(windows):.3f}s, max {max(windows):.3f}s"
+        )
+
+
+REFERRER_SCENARIO: dict[str, Any] = {
+    "repositories": {
+        "app": {
+            "manifests": [
+                # Untagged images, each with a signature that the registry removes with it.
+                {"id": "u", "kind": "image", "updated": "-40d", "seed": "u"},
+                {"id": "s", "kind": "artifact", "subject": "u", "updated": "-40d"},
+                {"id": "v", "kind": "image", "updated": "-40d", "seed": "v"},
+                {"id": "sv", "kind": "artifact", "subject": "v", "updated": "-40d"},
+                # Its old tag goes by a tag delete of its own: the first delete of the run.
+                {
+                    "id": "w",
+                    "kind": "image",
+                    "updated": "-40d",
+                    "tags": ["old-w", {"name": "keep-w", "updated": "-1h"}],
+                },
+            ]
+        }
+    }
+}
+
+
+async def test_referrers_pushed_during_the_delete_phase_keep_their_subject(
+    emulator_factory: Any,
+) -> None:
+    """ACR deletes a manifest's referrers with it, tags and all. A tagged SBOM pushed onto an
+    untagged image, or a tag pushed onto its planned signature, after the listing must not be
+    taken along by the image's delete: each manifest's referrers are read just before it."""
+    emu = emulator_factory(scenario=REFERRER_SCENARIO)
+    digests = {m: d for m, d in manifest_digests(REFERRER_SCENARIO)["app"].items()}
+    u, v, sv = digests["u"], digests["v"], digests["sv"]
+    sbom = json.loads(oci_image(emu, "sbom of u")[0])
+    sbom["subject"] = {"mediaType": OCI_MANIFEST, "digest": u, "size": len(body_of(emu, u, "app"))}
+    sbom_body = json.dumps(sbom).encode()
+    sbom_digest = "sha256:" + hashlib.sha256(sbom_body).hexdigest()
+    signature = emu._call(lambda: emu.emulator.registry.repo("app").manifests[sv])
+    emu.inject_fault(method="DELETE", path_regex=r"/_tags/old-w$", status=None, delay=1.0)
+    emu.set_rate_limits(reads=10 * WRITE_LIMIT, writes=WRITE_LIMIT)
+    pushed = threading.Event()
+
+    def pusher() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(e["method"] == "DELETE" for e in emu.request_log()):
+                emu.push_manifest("app", sbom_body, OCI_MANIFEST, "sbom-u")
+                emu.push_manifest("app", signature.body, signature.media_type, "release-sig")
+                pushed.set()
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=pusher, daemon=True)
+    thread.start()
+    rules = [{"name": "app", "filter": ["app:^old-"], "ago": "30d", "untagged": True}]
+    config = load_settings({
+        "PURGE_REGISTRY": emu.login_server, "PURGE_ALLOWED_HOSTS": "127.0.0.1",
+        "PURGE_CA_FILE": emu.ca_file, "PURGE_USERNAME": emu.username or "",
+        "PURGE_PASSWORD": emu.password or "", "PURGE_RULES": json.dumps(rules),
+    })  # fmt: skip
+    report = (await run_purge(config, dry_run=False)).to_dict()
+    thread.join(10)
+    assert pushed.is_set()
+    emu.set_rate_limit(None)
+    state = emu.dump()["repositories"]["app"]
+    tags = {name: t["digest"] for name, t in state["tags"].items()}
+
+    # Nothing pushed during the run was lost, nor what it refers to.
+    assert tags["sbom-u"] == sbom_digest and {u, sbom_digest, digests["s"]} <= set(
+        state["manifests"]
     )
+    assert tags["release-sig"] == sv and {v, sv} <= set(state["manifests"])
+    assert "old-w" not in tags and tags["keep-w"] == digests["w"]
+    # The report says so.
+    assert report["errors"] == []
+    assert {t["tag"] for t in report["deleted"]["tags"]} == {"old-w"}
+    assert report["deleted"]["manifests"] == []
+    kept = {k.get("digest"): k["reason"] for k in report["kept"] if "tag" not in k}
+    assert "pushed during the purge" in kept[u] and sbom_digest[:19] in kept[u]
+    assert "tag release-sig pushed onto its referrer" in kept[v]

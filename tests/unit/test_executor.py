@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -17,7 +18,7 @@ from purge.model import (
     Tag,
     TagDeletion,
 )
-from purge.registry.protocol import PermissionDenied
+from purge.registry.protocol import NoAnswer, PermissionDenied, RegistryError
 from tests.fakes import InMemoryRegistry
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
@@ -68,7 +69,7 @@ async def test_dry_run_and_real_run_report_the_same_items_and_dry_run_changes_no
     assert real_registry.manifest_digests("app") == {digest(0), digest(2)}
 
 
-async def test_removed_with_items_send_no_request_and_follow_their_manifest() -> None:
+async def test_removed_with_items_send_no_delete_and_follow_their_manifest() -> None:
     registry = registry_with(2)
     registry.add_manifest(
         "app",
@@ -85,14 +86,198 @@ async def test_removed_with_items_send_no_request_and_follow_their_manifest() ->
         ),
     )
     result = await execute(plan, registry, dry_run=False)
-    # one re-read of the manifest's tags just before its delete, then the delete
+    # Just before the delete: the referrers it takes along (and theirs, and their tags), then
+    # the manifest's own tags; then one delete, which removes the referrer too.
     assert registry.log == [
+        ("list_referrers", "app", digest(0)),
+        ("manifest_state", "app", digest(9)),
+        ("list_referrers", "app", digest(9)),
         ("manifest_state", "app", digest(0)),
         ("delete_manifest", "app", digest(0)),
     ]
     assert [o.status for o in result.tags] == ["deleted"]
     assert [o.status for o in result.manifests] == ["deleted", "deleted"]
     assert registry.manifest_digests("app") == {digest(1)}
+
+
+#: Digests that read apart in their short form (`digest(n)` all start with zeros).
+SIGNATURE, SBOM = "sha256:" + "9" * 64, "sha256:" + "7" * 64
+
+
+def subject_plan() -> Plan:
+    """Untagged image 0 with its signature 9 (removed by the registry with it), both planned."""
+    return Plan(
+        "app",
+        "r",
+        manifest_deletions=(
+            ManifestDeletion(digest(0), (), 100, "untagged"),
+            ManifestDeletion(SIGNATURE, (), 5, "referrer of deleted", removed_with=digest(0)),
+        ),
+    )
+
+
+def registry_with_signature() -> InMemoryRegistry:
+    registry = InMemoryRegistry("test.azurecr.io")
+    registry.add_manifest("app", Manifest(digest(0), OCI_MANIFEST, NOW, size=100))
+    registry.add_manifest(
+        "app",
+        Manifest(SIGNATURE, OCI_MANIFEST, NOW),
+        body=ManifestBody(SIGNATURE, OCI_MANIFEST, subject=digest(0)),
+    )
+    return registry
+
+
+async def test_a_referrer_pushed_after_planning_keeps_its_subject() -> None:
+    """ACR deletes a subject's referrers with it: one the plan does not know must not go."""
+    registry = registry_with_signature()
+    registry.add_manifest(
+        "app",
+        Manifest(SBOM, OCI_MANIFEST, NOW),
+        body=ManifestBody(SBOM, OCI_MANIFEST, subject=digest(0)),
+    )
+    registry.add_tag("app", Tag("sbom", SBOM, NOW))
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert registry.mutating_calls() == 0
+    assert registry.manifest_digests("app") == {digest(0), SBOM, SIGNATURE}
+    assert [o.status for o in result.manifests] == ["kept", "kept"]
+    [keep] = [k for k in result.plan.kept if k.ref == digest(0)]
+    assert "referrer sha256:777777777777" in keep.reason and "pushed during" in keep.reason
+    assert result.errors == ()
+
+
+async def test_a_tag_pushed_onto_a_planned_referrer_keeps_its_subject() -> None:
+    registry = registry_with_signature()
+    registry.add_tag("app", Tag("signed-release", SIGNATURE, NOW))
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert registry.mutating_calls() == 0
+    assert registry.tag_names("app") == {"signed-release"}
+    assert [o.status for o in result.manifests] == ["kept", "kept"]
+    [keep] = [k for k in result.plan.kept if k.ref == digest(0)]
+    assert "tag signed-release pushed onto its referrer sha256:999999999999" in keep.reason
+
+
+async def test_the_planned_referrers_go_with_their_subject_in_one_delete() -> None:
+    registry = registry_with_signature()
+    dry = await execute(subject_plan(), registry, dry_run=True)
+    assert [o.status for o in dry.manifests] == ["would_delete", "would_delete"]
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert [o.status for o in result.manifests] == ["deleted", "deleted"]
+    assert registry.calls["delete_manifest"] == 1
+    assert registry.manifest_digests("app") == set()
+
+
+async def test_a_tag_moved_off_a_planned_referrer_is_not_reported_deleted() -> None:
+    registry = registry_with_signature()
+    registry.add_manifest("app", Manifest(digest(1), OCI_MANIFEST, NOW))
+    registry.add_tag("app", Tag("sig", digest(1), NOW))  # planned on the signature, moved since
+    plan = replace(
+        subject_plan(),
+        tag_deletions=(TagDeletion("sig", SIGNATURE, "signature", removed_with=SIGNATURE),),
+        manifest_deletions=(
+            ManifestDeletion(digest(0), (), 100, "untagged"),
+            ManifestDeletion(SIGNATURE, ("sig",), 5, "referrer", removed_with=digest(0)),
+        ),
+    )
+    result = await execute(plan, registry, dry_run=False)
+    assert registry.tag_names("app") == {"sig"}
+    assert [(o.deletion.tags, o.status) for o in result.manifests] == [
+        ((), "deleted"),
+        ((), "deleted"),  # the signature went without the tag it no longer had
+    ]
+    assert [o.status for o in result.tags] == ["kept"]
+
+
+async def test_an_unreadable_referrer_list_keeps_the_manifest() -> None:
+    registry = registry_with_signature()
+    registry.fail("list_referrers", ref=digest(0))
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert registry.mutating_calls() == 0
+    assert registry.manifest_digests("app") == {digest(0), SIGNATURE}
+    assert [o.status for o in result.manifests] == ["failed", "failed"]
+    assert "re-check before the delete" in result.errors[0].error
+    assert result.errors[0].error.endswith("kept")
+
+
+def throttled() -> RegistryError:
+    return RegistryError("deleting manifest: HTTP 429", status=429, retry_after=0.0)
+
+
+async def test_a_throttled_manifest_delete_is_checked_again_before_it_is_sent_again() -> None:
+    registry = registry_with_signature()
+    registry.fail("delete_manifest", error=throttled(), times=1)
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert [o.status for o in result.manifests] == ["deleted", "deleted"]
+    assert result.errors == ()
+    sends = [i for i, (method, _, _) in enumerate(registry.log) if method == "delete_manifest"]
+    assert len(sends) == 2
+    # Both sends come right after the same reads: referrers, the referrer's tags, its tags.
+    before = [registry.log[i - 4 : i] for i in sends]
+    assert before[0] == before[1]
+    assert [method for method, _, _ in before[1]] == [
+        "list_referrers",
+        "manifest_state",
+        "list_referrers",
+        "manifest_state",
+    ]
+
+
+class TaggedWhileThrottled(InMemoryRegistry):
+    """Answers the first manifest DELETE 429 without acting; meanwhile `release` is pushed."""
+
+    async def delete_manifest(self, repository: str, digest: str) -> bool:
+        if self.calls["delete_manifest"] == 0:
+            self.calls["delete_manifest"] += 1
+            self.add_tag(repository, Tag("release", digest, NOW))
+            raise throttled()
+        return await super().delete_manifest(repository, digest)
+
+
+async def test_a_push_between_two_sends_keeps_the_manifest() -> None:
+    registry = TaggedWhileThrottled("test.azurecr.io")
+    registry.add_manifest("app", Manifest(digest(0), OCI_MANIFEST, NOW, size=100))
+    registry.add_manifest(
+        "app",
+        Manifest(SIGNATURE, OCI_MANIFEST, NOW),
+        body=ManifestBody(SIGNATURE, OCI_MANIFEST, subject=digest(0)),
+    )
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert registry.calls["delete_manifest"] == 1  # not sent again
+    assert registry.manifest_digests("app") == {digest(0), SIGNATURE}
+    assert [o.status for o in result.manifests] == ["kept", "kept"]
+    [keep] = [k for k in result.plan.kept if k.ref == digest(0)]
+    assert "tag release pushed onto it during the purge" in keep.reason
+    assert result.errors == ()
+
+
+async def test_a_refused_or_senseless_delete_answer_is_not_sent_again() -> None:
+    registry = registry_with_signature()
+    registry.fail("delete_manifest", error=RegistryError("HTTP 400", status=400), times=1)
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert registry.calls["delete_manifest"] == 1
+    assert [o.status for o in result.manifests] == ["failed", "failed"]
+
+
+async def test_a_manifest_delete_is_sent_at_most_four_times() -> None:
+    registry = registry_with_signature()
+    registry.fail("delete_manifest", error=throttled(), times=10)
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert registry.calls["delete_manifest"] == executor_module.CHECKED_DELETE_SENDS == 4
+    assert registry.calls["manifest_state"] == 2 * 4 + 4  # checks, and a read-back per send
+    assert registry.manifest_digests("app") == {digest(0), SIGNATURE}
+    assert [o.status for o in result.manifests] == ["failed", "failed"]
+    assert "HTTP 429" in result.errors[0].error
+
+
+async def test_a_lost_connection_is_sent_again_but_not_past_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = registry_with_signature()
+    registry.fail("delete_manifest", error=NoAnswer("connection reset"), times=1)
+    monkeypatch.setattr(executor_module, "time", _DeleteCountClock(registry, "delete_manifest"))
+    result = await execute(subject_plan(), registry, dry_run=False, deadline=1.0)
+    assert registry.calls["delete_manifest"] == 1
+    assert "not sent again: the run's time budget is spent" in result.errors[0].error
+    assert registry.manifest_digests("app") == {digest(0), SIGNATURE}
 
 
 async def test_removed_with_items_fail_when_their_manifest_fails() -> None:
@@ -163,7 +348,9 @@ async def test_unlocks_only_what_it_deletes_just_before_deleting() -> None:
     # a dry run sends no write, only the reads a real run makes before each manifest delete
     assert registry.mutating_calls() == 0 and len(dry.done_manifests) == 2
     assert [(m, ref) for m, _, ref in registry.log] == [
+        ("list_referrers", digest(0)),
         ("manifest_state", digest(0)),
+        ("list_referrers", digest(8)),
         ("manifest_state", digest(8)),
     ]
     result = await execute(plan, registry, dry_run=False)
@@ -205,11 +392,12 @@ class _DeleteCountClock:
     (0.05 s sleeps against a 0.07 s deadline failed CI on a loaded machine).
     """
 
-    def __init__(self, registry: InMemoryRegistry) -> None:
+    def __init__(self, registry: InMemoryRegistry, method: str = "delete_tag") -> None:
         self.registry = registry
+        self.method = method
 
     def monotonic(self) -> float:
-        return float(self.registry.calls["delete_tag"])
+        return float(self.registry.calls[self.method])
 
 
 async def test_deadline_stops_new_deletions_and_marks_incomplete(
