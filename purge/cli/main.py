@@ -323,16 +323,23 @@ def run_command(ns: argparse.Namespace, *, environ: Mapping[str, str] | None = N
 
 @contextmanager
 def progress_reporter(stream: TextIO) -> Iterator[Callable[[str], None]]:
-    """A rich live status on a terminal; plain timestamped lines otherwise (CI logs)."""
-    if stream.isatty():
-        from rich.console import Console
+    """A rich live status on a terminal; plain timestamped lines otherwise (CI logs).
 
-        console = Console(file=stream)
+    Messages carry repository names and registry errors: `repo[/]` once raised rich's
+    MarkupError part-way through a run, after deletions. They are shown as text, escaped.
+    """
+    if stream.isatty():
+        from rich.text import Text
+
+        from purge.render import plain_console, printable
+
+        console = plain_console(stream, color=True)
         with console.status("purging...") as status:
 
             def show(message: str) -> None:
-                status.update(message)
-                console.log(message)
+                text = printable(message)
+                status.update(Text(text))  # a str status is read as markup, whatever the console
+                console.log(text)
 
             yield show
         return
