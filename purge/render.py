@@ -8,7 +8,7 @@ of a real run on rich's markup): markup and emoji codes are off, control charact
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -42,9 +42,7 @@ def render_text(report: Report, width: int | None = 120) -> str:
 def tables_text(report: Report, width: int | None = 120) -> str:
     """A table per repository (every decision with its reason) and one of errors."""
     out = io.StringIO()
-    console = Console(
-        file=out, width=width, color_system=None, highlight=False, markup=False, emoji=False
-    )
+    console = plain_console(out, width)
     for table in _repository_tables(report):
         console.print(table)
     if report.errors:
@@ -77,6 +75,19 @@ def lines_text(report: Report) -> str:
         lines.append(f"Incomplete: {report.incomplete_reason}. Run again to continue.")
     lines.append(report.summary_line())
     return "\n".join(map(printable, lines)) + "\n"
+
+
+def plain_console(file: IO[str], width: int | None = None, *, color: bool = False) -> Console:
+    """A Console that shows strings as given: markup, emoji codes and highlighting off (pass
+    each string through `printable` too). The report's tables and the terminal's progress."""
+    return Console(
+        file=file,
+        width=width,
+        color_system="auto" if color else None,
+        highlight=False,
+        markup=False,
+        emoji=False,
+    )
 
 
 def printable(text: object) -> str:

@@ -35,6 +35,7 @@ from purge.cli.pull import (
     plan_differences,
     verify_pulls,
 )
+from purge.config.secrets import RedactingParser
 from purge.config.settings import Config, Connection, describe_rule
 from purge.history.journal import run_recorded
 from purge.history.restore import RestoreReport, restore_run
@@ -302,7 +303,7 @@ class Output:
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = RedactingParser(
         prog="acr-purge demo",
         description="Purge a local emulated registry: dry run, real run, verification.",
     )

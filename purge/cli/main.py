@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import importlib
-import io
 import json
 import logging
 import os
@@ -28,7 +26,7 @@ from purge import __version__
 from purge.cli.docker_config import Login, login_from_files, login_from_user
 from purge.config.command import attach_signed_values
 from purge.config.hosts import AZURE_REGISTRY_SUFFIXES, HostError, is_allowed, parse_login_server
-from purge.config.secrets import redact_arguments
+from purge.config.secrets import RedactingParser
 from purge.config.settings import Config, ConfigError, Connection, ca_bundle_problem, load_settings
 
 EXIT_OK = 0
@@ -45,14 +43,10 @@ class BadInput(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     args = normalize_argv(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
-    usage = io.StringIO()  # argparse's error echoes the values it refuses: hide secrets first
     try:
-        with contextlib.redirect_stderr(usage):
-            ns = parser.parse_args(attach_signed_values(args))
-    except SystemExit as exc:  # argparse printed a usage message
-        sys.stderr.write(redact_arguments(usage.getvalue(), args))
+        ns = parser.parse_args(attach_signed_values(args))
+    except SystemExit as exc:  # --help, --version, or a usage error (without secrets)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
-    sys.stderr.write(usage.getvalue())
     command: Callable[[argparse.Namespace], int] = ns.handler
     from purge.cli.history import HistoryInputError
 
@@ -74,7 +68,7 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RedactingParser(  # its subparsers too: usage errors never show a secret
         prog="acr-purge",
         description="Purge old or unwanted tags and manifests from Azure Container Registry.",
     )
@@ -329,16 +323,23 @@ def run_command(ns: argparse.Namespace, *, environ: Mapping[str, str] | None = N
 
 @contextmanager
 def progress_reporter(stream: TextIO) -> Iterator[Callable[[str], None]]:
-    """A rich live status on a terminal; plain timestamped lines otherwise (CI logs)."""
-    if stream.isatty():
-        from rich.console import Console
+    """A rich live status on a terminal; plain timestamped lines otherwise (CI logs).
 
-        console = Console(file=stream)
+    Messages carry repository names and registry errors: `repo[/]` once raised rich's
+    MarkupError part-way through a run, after deletions. They are shown as text, escaped.
+    """
+    if stream.isatty():
+        from rich.text import Text
+
+        from purge.render import plain_console, printable
+
+        console = plain_console(stream, color=True)
         with console.status("purging...") as status:
 
             def show(message: str) -> None:
-                status.update(message)
-                console.log(message)
+                text = printable(message)
+                status.update(Text(text))  # a str status is read as markup, whatever the console
+                console.log(text)
 
             yield show
         return

@@ -20,7 +20,7 @@ from purge.config.rules import (
     default_rule_name,
     make_rule,
 )
-from purge.config.secrets import redact_arguments
+from purge.config.secrets import RedactingParser
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +30,13 @@ RUN_REGISTRY_PLACEHOLDER = "{{.Run.Registry}}"
 MAX_CONCURRENCY = 64
 
 
-class _RaisingParser(argparse.ArgumentParser):
+class _RaisingParser(RedactingParser):
     """Every parse error as a RuleError, on every Python: argparse calls `error()` (which exits)
     for some errors even with exit_on_error=False, and raises ArgumentError for others (Python
-    3.13 does so for unrecognized arguments)."""
+    3.13 does so for unrecognized arguments); RedactingParser routes both to `fail`."""
 
-    def error(self, message: str) -> NoReturn:
+    def fail(self, message: str) -> NoReturn:
         raise RuleError(f"acr purge: {message}")
-
-    def parse_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: None = None
-    ) -> argparse.Namespace:
-        try:
-            return super().parse_args(args, namespace)
-        except argparse.ArgumentError as exc:
-            raise RuleError(f"acr purge: {exc}") from None
 
 
 def _typed(parse: Any) -> Any:
@@ -270,10 +262,7 @@ def _parse_one(tokens: Sequence[str], registry: str | None, name: str) -> Rule:
     for i in range(len(args) - 1):
         if args[i : i + 2] == ["acr", "purge"]:
             raise RuleError("found a second 'acr purge': join commands with '&&' or ';'")
-    try:
-        ns = make_parser().parse_args(attach_signed_values(args))
-    except RuleError as exc:  # argparse echoes the values it refuses: hide secrets
-        raise RuleError(redact_arguments(str(exc), args)) from exc
+    ns = make_parser().parse_args(attach_signed_values(args))  # its errors show no secret
     if ns.username is not None or ns.password is not None or ns.config:
         raise RuleError(
             "-u/--username, -p/--password and -c/--config are not used here: the function "

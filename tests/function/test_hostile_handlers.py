@@ -99,45 +99,61 @@ async def test_the_timer_handler_ends_within_its_budget(
 
 
 COMMAND = f"acr purge --filter app:.* --ago 1d --pasword {SECRET}"
+#: Mistyped flags in PURGE_COMMAND, and what the messages show in place of the secret.
+MISTYPED = [
+    pytest.param(COMMAND, "--pasword (value hidden)", id="secret-looking"),
+    pytest.param(COMMAND.replace(SECRET, f"-{SECRET}"), "--pasword (value hidden)", id="dash"),
+    pytest.param(
+        f"acr purge --filter app:.* --client-sec {SECRET}", "--client-sec (value hidden)", id="name"
+    ),
+    pytest.param(f"acr purge --filter app:.* -P {SECRET}", "-P (value hidden)", id="short"),
+]
 
 
+@pytest.mark.parametrize(("command", "shown"), MISTYPED)
 def test_the_status_endpoint_never_echoes_a_mistyped_secret_flag(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, command: str, shown: str
 ) -> None:
     monkeypatch.setenv("PURGE_REGISTRY", "contoso.azurecr.io")
-    monkeypatch.setenv("PURGE_COMMAND", COMMAND)
+    monkeypatch.setenv("PURGE_COMMAND", command)
     request = func.HttpRequest(
         method="GET", url="https://app.azurewebsites.net/api/purge/status", body=b""
     )
     text = function_app.purge_status(request).get_body().decode()
     document = json.loads(text)
     assert document["valid"] is False
-    assert any("--pasword (value hidden)" in e for e in document["errors"]), document["errors"]
-    assert SECRET not in text
+    assert any(shown in e for e in document["errors"]), document["errors"]
+    assert SECRET not in text and SECRET[1:] not in text
 
 
+@pytest.mark.parametrize(("command", "shown"), MISTYPED)
 async def test_the_timer_log_never_echoes_a_mistyped_secret_flag(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, command: str, shown: str
 ) -> None:
     monkeypatch.setenv("PURGE_REGISTRY", "contoso.azurecr.io")
     monkeypatch.setenv("PURGE_SCHEDULE", "0 0 3 * * *")
-    monkeypatch.setenv("PURGE_COMMAND", COMMAND)
+    monkeypatch.setenv("PURGE_COMMAND", command)
     caplog.set_level(logging.INFO)
     await function_app.purge_timer(TimerRequest(past_due=False, schedule_status={}, schedule={}))
     assert "invalid configuration" in caplog.text
-    assert "--pasword (value hidden)" in caplog.text
-    assert SECRET not in caplog.text
+    assert shown in caplog.text
+    assert SECRET not in caplog.text and SECRET[1:] not in caplog.text
 
 
+@pytest.mark.parametrize(("command", "shown"), MISTYPED)
 def test_check_config_never_echoes_a_secret(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: str,
+    shown: str,
 ) -> None:
     monkeypatch.delenv("PURGE_COMMAND", raising=False)
     path = tmp_path / "local.settings.json"
     values = {
         "PURGE_REGISTRY": "contoso.azurecr.io",
         "PURGE_SCHEDULE": "0 0 3 * * *",
-        "PURGE_COMMAND": COMMAND,
+        "PURGE_COMMAND": command,
         "PURGE_USERNAME": "u",
         "PURGE_PASSWORD": 81726354,
     }
@@ -146,10 +162,11 @@ def test_check_config_never_echoes_a_secret(
     out = capsys.readouterr()
     assert "PURGE_PASSWORD: must be a string" in out.err
     assert "81726354" not in out.out + out.err
+    assert SECRET[1:] not in out.out + out.err
     monkeypatch.setenv("PURGE_REGISTRY", "contoso.azurecr.io")
     monkeypatch.setenv("PURGE_SCHEDULE", "0 0 3 * * *")
-    monkeypatch.setenv("PURGE_COMMAND", COMMAND)
+    monkeypatch.setenv("PURGE_COMMAND", command)
     assert cli.main(["check-config"]) == 2
     out = capsys.readouterr()
-    assert "--pasword (value hidden)" in out.err
-    assert SECRET not in out.out + out.err
+    assert shown in out.err
+    assert SECRET not in out.out + out.err and SECRET[1:] not in out.out + out.err

@@ -105,7 +105,7 @@ def test_bad_cli_flags_exit_2_with_a_clear_message_and_write_nothing(
     assert message in err, err
 
 
-@pytest.mark.parametrize("flag", ["--pasword", "--client-secret", "--token"])
+@pytest.mark.parametrize("flag", ["--pasword", "--client-secret", "--token", "--client-sec", "-P"])
 def test_a_mistyped_secret_flag_is_refused_without_echoing_its_value(
     fresh: EmulatorServer, capsys: pytest.CaptureFixture[str], flag: str
 ) -> None:

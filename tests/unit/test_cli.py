@@ -138,6 +138,54 @@ def test_bad_input_exits_two_with_a_clear_message_and_deletes_nothing(
     assert registry.mutating_calls() == 0 and registry.calls["list_repositories"] == 0
 
 
+SECRET = "S3cret-from-a-typo"
+RUN = ["run", "-r", "myreg.azurecr.io", "--filter", "app:.*"]
+CONNECTION_STRING = f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={SECRET}"
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        ([*RUN, "--pasword", "-" + SECRET], "unrecognized arguments: --pasword (value hidden)"),
+        ([*RUN, "--client-sec", SECRET], "unrecognized arguments: --client-sec (value hidden)"),
+        ([*RUN, "-P", SECRET], "unrecognized arguments: -P (value hidden)"),
+        ([*RUN, "-P" + SECRET], "unrecognized arguments: (value hidden)"),
+        (
+            [*RUN, "--histroy", CONNECTION_STRING],
+            "--histroy (value hidden); did you mean --history?",
+        ),
+        ([*RUN, "--p=" + SECRET], "ambiguous option: --p=(value hidden) could match"),
+        (["-p", SECRET, *RUN], "invalid choice: (value hidden)"),
+        (["--pasword", SECRET, *RUN], "invalid choice: (value hidden)"),
+        (["restore", "run-1", "--pasword", SECRET], "unrecognized arguments: --pasword (value"),
+    ],
+)
+def test_usage_errors_never_echo_a_word_after_an_unknown_flag(
+    registry: InMemoryRegistry, capsys: pytest.CaptureFixture[str], argv: list[str], shown: str
+) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert shown in err, err
+    assert SECRET not in err and SECRET[1:] not in err, err
+    assert registry.mutating_calls() == 0 and registry.calls["list_repositories"] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        ([*RUN, "--keep", "3dfoo"], "argument --keep: '3dfoo' is not a whole number"),
+        ([*RUN, "--output", "yaml"], "invalid choice: 'yaml'"),
+        ([*RUN, "--agoo", "30d"], "unrecognized arguments: --agoo 30d; did you mean --ago?"),
+        (["rnu", "--filter", "app:.*"], "invalid choice: 'rnu'"),
+    ],
+)
+def test_usage_errors_still_show_values_of_known_flags(
+    registry: InMemoryRegistry, capsys: pytest.CaptureFixture[str], argv: list[str], shown: str
+) -> None:
+    assert cli.main(argv) == 2
+    assert shown in capsys.readouterr().err
+
+
 def write_settings(path: Path, values: dict[str, str]) -> str:
     path.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
     return str(path)

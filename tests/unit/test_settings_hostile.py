@@ -181,6 +181,46 @@ def test_a_mistyped_flag_that_is_not_secret_still_shows_its_value() -> None:
     assert "--agoo 30d" in errors[0], errors
 
 
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [
+        (f"--pasword -{SECRET}", "unrecognized arguments: --pasword (value hidden)"),
+        (f"--pasword=-{SECRET}", "unrecognized arguments: --pasword=(value hidden)"),
+        (f"--client-sec {SECRET}", "unrecognized arguments: --client-sec (value hidden)"),
+        (f"-P {SECRET}", "unrecognized arguments: -P (value hidden)"),
+        (f"-P{SECRET}", "unrecognized arguments: (value hidden)"),
+        (f"--sp {SECRET} --ago 1d --tenant t", "--sp (value hidden) --tenant (value hidden)"),
+        (f"--bogus {SECRET} -{SECRET} --other", "--bogus (value hidden) (value hidden) (value"),
+        (f"-u me -p S3 {SECRET}", "unrecognized arguments: (value hidden)"),  # unquoted space
+        (f"--agoo {SECRET}", "unrecognized arguments: --agoo (value hidden); did you mean --ago?"),
+        (f"--grase=1d{SECRET}", "unrecognized arguments: --grase=(value hidden); did you mean"),
+    ],
+)
+def test_no_word_after_an_unknown_flag_is_echoed(flags: str, shown: str) -> None:
+    """Flag names are shown; what follows an unknown flag never is, whatever its name or shape."""
+    errors = errors_for(PURGE_COMMAND=f"acr purge --filter app:.* {flags}")
+    assert len(errors) == 1, errors
+    assert shown in errors[0], errors
+    assert SECRET not in errors[0], errors
+    assert SECRET[1:] not in errors[0], errors
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [
+        ("--keep 3dfoo", "argument --keep: '3dfoo' is not a whole number"),
+        ("--ago 3dfoo", "'3dfoo'"),
+        ("--agoo=30d", "unrecognized arguments: --agoo=30d; did you mean --ago?"),
+        ("--concurency 4", "unrecognized arguments: --concurency 4; did you mean --concurrency?"),
+    ],
+)
+def test_values_of_known_flags_and_their_misspellings_are_still_shown(
+    flags: str, shown: str
+) -> None:
+    errors = errors_for(PURGE_COMMAND=f"acr purge --filter app:.* {flags}")
+    assert shown in errors[0], errors
+
+
 @pytest.mark.parametrize("name", ["PURGE_PASSWORD", "PURGE_TOKEN_SECRET", "AZURE_CLIENT_SECRET"])
 def test_a_non_string_secret_in_local_settings_json_is_not_printed(
     tmp_path: Path, name: str
