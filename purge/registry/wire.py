@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import AzureError, HttpResponseError
-from azure.core.rest import AsyncHttpResponse
 
 from purge.isotime import parse_ticks, parse_utc
 from purge.model import Manifest, ManifestBody, Tag
@@ -18,6 +17,7 @@ from purge.registry.protocol import (
     RegistryError,
     RepositoryAttributes,
 )
+from purge.registry.transport import Answer
 
 # ---------------------------------------------------------------- JSON -> model
 
@@ -181,6 +181,6 @@ def _http_error(status: int, detail: str, what: str, action: str) -> RegistryErr
     return RegistryError(f"{what}: HTTP {status}{detail}", status=status)
 
 
-def raise_for_status(response: AsyncHttpResponse, what: str, action: str) -> None:
-    if response.status_code != 200:
-        raise map_error(HttpResponseError(response=response), what, action)
+def raise_for_status(answer: Answer, what: str, action: str) -> None:
+    if answer.status_code != 200:
+        raise error_for_status(answer.status_code, answer.content, what, action)
