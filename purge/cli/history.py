@@ -101,6 +101,8 @@ async def _runs(
 
 
 def add_restore_parser(commands: Any) -> None:
+    from purge.cli.main import _positive_float
+
     restore = commands.add_parser(
         "restore",
         help="put back the tags a run deleted (where their manifests still exist)",
@@ -116,6 +118,12 @@ def add_restore_parser(commands: Any) -> None:
     restore.add_argument("--ca-file", metavar="PEM", help="extra CA bundle to trust")
     restore.add_argument("--allowed-host", action="append", default=[], metavar="HOST")
     restore.add_argument("--output", choices=("text", "json"), default="text")
+    restore.add_argument(
+        "--time-budget",
+        type=_positive_float,
+        metavar="S",
+        help="start no tag after S s (like `run`); restoring again continues",
+    )
     restore.set_defaults(handler=restore_command)
 
 
@@ -150,7 +158,9 @@ def restore_command(ns: argparse.Namespace, environ: Mapping[str, str] | None = 
         )
         registry = open_registry(connection)
         try:
-            return await restore_run(record, registry, dry_run=ns.dry_run)
+            return await restore_run(
+                record, registry, dry_run=ns.dry_run, budget_seconds=ns.time_budget
+            )
         finally:
             await registry.close()
 

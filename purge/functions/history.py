@@ -2,7 +2,8 @@
 
 Each function takes the app settings and the request's parts and answers an ApiResponse, so
 that the function app's handlers stay one call each. The restore endpoint is a dry run unless
-the body says `"dryRun": false`, like `POST /api/purge`.
+the body says `"dryRun": false`, like `POST /api/purge`, and has the same time budget: it
+answers `"complete": false` with the tags it did not start, and calling again continues.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from purge.config.settings import Config, ConfigError, load_settings
+from purge.functions.common import http_budget
 from purge.functions.http import (
     MAX_BODY_BYTES,
     ApiResponse,
@@ -187,14 +189,23 @@ async def restore_response(
         await store.close()
     registry = open_registry(config.connection, max_concurrency=config.concurrency)
     try:
-        result = await restore_run(record, registry, dry_run=request.dry_run)
+        result = await restore_run(
+            record,
+            registry,
+            dry_run=request.dry_run,
+            budget_seconds=http_budget(config.time_budget),  # the purge endpoint's budget
+        )
     except RecordMismatch as exc:
         return error_response(
             409, "the run belongs to another registry; nothing restored", [str(exc)]
         )
     finally:
         await registry.close()
-    log.info("purge restore: %s", result.summary_line())
+    log.log(
+        logging.INFO if result.complete else logging.WARNING,
+        "purge restore: %s",
+        result.summary_line(),
+    )
     return ApiResponse(200, result.to_dict())
 
 

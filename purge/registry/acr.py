@@ -3,20 +3,20 @@
 The SDK client does the HTTP work; the pipeline policies of purge.registry.policies make it fit
 for purging (host confinement, cached per-scope tokens so that steady state is one request per
 operation, the shared adaptive limit, bounded retries); purge.registry.wire maps its JSON and
-errors to the engine's types; purge.registry.transport shares one SSL context per CA file.
+errors to the engine's types; purge.registry.transport shares one SSL context per CA file and
+reads every answer we read ourselves (`_send_raw`) streamed, within a cap.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import parse_qs, quote, urljoin, urlsplit
 
 from azure.containerregistry.aio import ContainerRegistryClient
-from azure.core.exceptions import AzureError, HttpResponseError
 from azure.core.pipeline import PipelineResponse
 from azure.core.rest import AsyncHttpResponse, HttpRequest
 
@@ -34,6 +34,7 @@ from purge.registry.policies import (
     DeadlinePolicy,
     ForeignHostRequest,
     ThrottlePolicy,
+    grace_for,
     within_budget,
 )
 from purge.registry.protocol import (
@@ -45,7 +46,16 @@ from purge.registry.protocol import (
 )
 from purge.registry.throttle import AdaptiveLimiter
 from purge.registry.tokens import TokenBroker, token_source
-from purge.registry.transport import CONNECTION_TIMEOUT, READ_TIMEOUT, SharedSslTransport
+from purge.registry.transport import (
+    ANSWER_CAP,
+    CONNECTION_TIMEOUT,
+    PAGE_CAP,
+    READ_TIMEOUT,
+    Answer,
+    BodyCap,
+    SharedSslTransport,
+    read_capped,
+)
 from purge.registry.wire import (
     body_from_json,
     error_for_status,
@@ -72,8 +82,6 @@ MANIFEST_ACCEPT = ", ".join(
 )
 #: Wall-clock bound for one operation including its retries (DeadlinePolicy enforces it).
 OPERATION_TIMEOUT = 120
-#: Bytes of one listing page read at most: a hostile 300 MB page must not be held in memory.
-MAX_PAGE_BYTES = 16 * 1024 * 1024
 #: Empty pages in a row that still link to a next page before a listing is given up.
 MAX_EMPTY_PAGES = 10
 
@@ -85,11 +93,17 @@ class RestoreMethods:
     """Reading a manifest's exact bytes and putting them under a tag: what an undo needs."""
 
     endpoint: str
-    _send_raw: Callable[[HttpRequest], Awaitable[AsyncHttpResponse]]
 
-    async def _call(self, request: HttpRequest, what: str, action: str) -> AsyncHttpResponse:
+    async def _send_raw(
+        self, request: HttpRequest, what: str | None = None, *, cap: BodyCap = ANSWER_CAP
+    ) -> Answer:
+        raise NotImplementedError  # AcrRegistry's
+
+    async def _call(self, request: HttpRequest, what: str, action: str) -> Answer:
         try:
-            return await self._send_raw(request)
+            return await self._send_raw(request, what)
+        except budget.BudgetSpent:
+            raise  # not an error of the item: the caller stops starting work
         except Exception as exc:
             raise map_error(exc, what, action) from exc
 
@@ -107,7 +121,7 @@ class RestoreMethods:
         raise_for_status(response, what, "read")
         try:
             digest = response.json()["tag"]["digest"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, RecursionError, KeyError, TypeError) as exc:
             raise RegistryError(f"{what}: the registry answered without tag.digest") from exc
         if not isinstance(digest, str):
             raise RegistryError(f"{what}: the registry answered a digest that is not a string")
@@ -141,7 +155,7 @@ class RestoreMethods:
         )  # fmt: skip
         response = await self._call(request, what, "push")
         if response.status_code != 201:
-            raise map_error(HttpResponseError(response=response), what, "push")
+            raise error_for_status(response.status_code, response.content, what, "push")
         stored = response.headers.get("Docker-Content-Digest")
         return stored if stored else "sha256:" + hashlib.sha256(body).hexdigest()
 
@@ -202,11 +216,31 @@ class AcrRegistry(RestoreMethods):
     def token_fetches(self) -> int:
         return self.broker.fetches
 
-    async def _send_raw(self, request: HttpRequest) -> AsyncHttpResponse:
-        """A raw request through the SDK client's pipeline (same policies, TLS and session)."""
+    async def _send_raw(
+        self, request: HttpRequest, what: str | None = None, *, cap: BodyCap = ANSWER_CAP
+    ) -> Answer:
+        """A raw request through the SDK client's pipeline (same policies, TLS and session).
+
+        Every answer we read ourselves comes through here: streamed and read to at most `cap`
+        (BodyTooLarge past it: a hostile registry cannot make a run hold a huge body), and
+        bounded in total time like the request itself (the pipeline's deadline ends with the
+        headers; the body is read after).
+        """
+        path = urlsplit(request.url).path
+        what = what or f"{request.method} {path}"
         generated = self._client._client  # the generated client: raw send_request
-        response: AsyncHttpResponse = await generated.send_request(request)
-        return response
+
+        async def exchange() -> Answer:
+            response: AsyncHttpResponse = await generated.send_request(request, stream=True)
+            try:
+                body = await read_capped(response, cap, what)
+            finally:
+                await response.close()
+            return Answer(response.status_code, response.headers, body)
+
+        return await within_budget(
+            exchange(), what, limit=OPERATION_TIMEOUT, grace=grace_for(request.method, path)
+        )
 
     async def __aenter__(self) -> AcrRegistry:
         return self
@@ -247,15 +281,16 @@ class AcrRegistry(RestoreMethods):
         while url is not None:
             if budget.spent():
                 raise budget.BudgetSpent(f"{what}: the time budget ran out")
-            status, link, data = await self._get_page(url, query, what)
-            if status != 200:
-                raise error_for_status(status, data, what, "catalog" if kind is str else "read")
-            items = _page_items(data, key, what)
+            page = await self._get_page(url, query, what)
+            if page.status_code != 200:
+                action = "catalog" if kind is str else "read"
+                raise error_for_status(page.status_code, page.content, what, action)
+            items = _page_items(page.content, key, what)
             for item in items:
                 if not isinstance(item, kind):
                     raise RegistryError(f"{what}: malformed entry in {key}")
                 yield item
-            url, query = self._next_link(link, what), {}
+            url, query = self._next_link(page.headers.get("Link"), what), {}
             empty = 0 if items else empty + 1
             if url is not None:
                 marker = _page_marker(url)
@@ -270,34 +305,13 @@ class AcrRegistry(RestoreMethods):
                     )
                 seen.add(marker)
 
-    async def _get_page(
-        self, url: str, query: dict[str, str], what: str
-    ) -> tuple[int, str | None, bytes]:
-        """(status, Link header, body) of one listing page, read to at most MAX_PAGE_BYTES."""
+    async def _get_page(self, url: str, query: dict[str, str], what: str) -> Answer:
+        """One listing page, read to at most PAGE_CAP (a hostile 300 MB page is not held)."""
         request = HttpRequest(
             "GET", self.endpoint + url, params=query, headers={"Accept": "application/json"}
         )
-
-        async def fetch() -> tuple[int, str | None, bytes]:
-            generated = self._client._client
-            response: AsyncHttpResponse = await generated.send_request(request, stream=True)
-            try:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > MAX_PAGE_BYTES:
-                    raise RegistryError(f"{what}: {_too_large(f'a page of {declared} bytes')}")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_PAGE_BYTES:
-                        raise RegistryError(f"{what}: {_too_large('a longer page')}")
-                    chunks.append(chunk)
-                return response.status_code, response.headers.get("Link"), b"".join(chunks)
-            finally:
-                await response.close()
-
         try:
-            return await within_budget(fetch(), what, limit=OPERATION_TIMEOUT)
+            return await self._send_raw(request, what, cap=PAGE_CAP)
         except (RegistryError, budget.BudgetSpent):
             raise
         except Exception as exc:
@@ -336,17 +350,20 @@ class AcrRegistry(RestoreMethods):
     # -- reads
 
     async def get_manifest(self, repository: str, digest: str) -> ManifestBody:
+        """The body read like every other answer (capped, verified), not by the SDK's
+        get_manifest: that one checks the Content-Length of a compressed answer and then
+        inflates it whole (4 MB of gzip can be gigabytes)."""
         what = f"reading manifest {repository}@{digest}"
-        if not digest.startswith("sha256:"):
-            raise ManifestUnreadable(f"{what}: only sha256 digests can be verified")
         try:
-            result = await self._client.get_manifest(repository, digest)
-        except (HttpResponseError, AzureError) as exc:
-            mapped = map_error(exc, what, "read")
-            raise ManifestUnreadable(str(mapped), status=mapped.status) from exc
-        except (ValueError, KeyError, TypeError) as exc:  # digest mismatch, size, bad JSON
-            raise ManifestUnreadable(f"{what}: {exc}") from exc
-        return body_from_json(digest, result.manifest, result.media_type)
+            body, media_type = await self.read_manifest(repository, digest)
+            manifest = json.loads(body)
+        except ManifestUnreadable:
+            raise
+        except RegistryError as exc:
+            raise ManifestUnreadable(str(exc), status=exc.status) from exc
+        except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, absurd depth
+            raise ManifestUnreadable(f"{what}: not valid JSON ({type(exc).__name__})") from exc
+        return body_from_json(digest, manifest, media_type)
 
     async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
         what = f"listing referrers of {repository}@{digest}"
@@ -385,7 +402,11 @@ class AcrRegistry(RestoreMethods):
         return not statuses or statuses[-1] != 404
 
     async def _get_json(self, path: str, what: str, key: str | None) -> dict[str, Any] | None:
-        """GET an /acr/v1 resource: its JSON object (under `key`), None on 404."""
+        """GET an /acr/v1 resource: its JSON object (under `key`), None on 404.
+
+        One resource's answer is read to at most ANSWER_CAP: larger is an error for the item
+        (which is then kept), never a body held whole.
+        """
         try:
             request = HttpRequest(
                 "GET",
@@ -393,7 +414,7 @@ class AcrRegistry(RestoreMethods):
                 params={"api-version": "2021-07-01"},
                 headers={"Accept": "application/json"},
             )
-            response = await self._send_raw(request)
+            response = await self._send_raw(request, what)
         except Exception as exc:
             raise map_error(exc, what, "read") from exc
         if response.status_code == 404:
@@ -402,7 +423,7 @@ class AcrRegistry(RestoreMethods):
         try:
             body = response.json()
             item = body.get(key) if key is not None else body
-        except (ValueError, AttributeError):
+        except (ValueError, RecursionError, AttributeError):
             item = None
         if not isinstance(item, dict):
             raise RegistryError(f"{what}: the registry answered an unreadable body")
@@ -450,10 +471,11 @@ class AcrRegistry(RestoreMethods):
             read = await self._send_raw(
                 HttpRequest(
                     "GET", self.endpoint + path + digest, headers={"Accept": MANIFEST_ACCEPT}
-                )
+                ),
+                what,
             )
             raise_for_status(read, what, "read")
-            body = await read.read()
+            body = read.content
             if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
                 raise RegistryError(f"{what}: the manifest read does not match its digest")
             media_type = read.headers.get("Content-Type", "")
@@ -463,14 +485,15 @@ class AcrRegistry(RestoreMethods):
                     self.endpoint + path + quote(tag, safe=""),
                     headers={"Content-Type": media_type},
                     content=body,
-                )
+                ),
+                what,
             )
         except RegistryError:
             raise
         except Exception as exc:
             raise map_error(exc, what, "push") from exc
         if written.status_code not in (200, 201):
-            raise map_error(HttpResponseError(response=written), what, "push")
+            raise error_for_status(written.status_code, written.content, what, "push")
 
     async def repository_attributes(self, repository: str) -> RepositoryAttributes:
         what = f"reading repository {repository}"
@@ -552,13 +575,6 @@ def _page_marker(url: str) -> str:
     """What identifies a page: its `last` (where the registry resumes), else the whole link."""
     last = parse_qs(urlsplit(url).query).get("last")
     return f"last={last[0]}" if last else url
-
-
-def _too_large(size: str) -> str:
-    return (
-        f"the registry sent {size}, larger than the {MAX_PAGE_BYTES} bytes accepted "
-        "(an ACR page of 1000 entries is well under 1 MB); the rest was not read"
-    )
 
 
 def _quote(repository: str) -> str:

@@ -236,6 +236,12 @@ class BoundedRetryPolicy(AsyncRetryPolicy):  # type: ignore[type-arg]
 WRITE_GRACE = 15.0
 
 
+def grace_for(method: str, path: str) -> float:
+    """Seconds past the budget a request may run: none for a read, WRITE_GRACE otherwise."""
+    read = method.upper() in ("GET", "HEAD") and not _is_token_path(path)
+    return 0.0 if read else WRITE_GRACE
+
+
 class RequestTimeout(NoAnswer):
     """A request got no complete answer in time (a registry that drips or stalls its answer)."""
 
@@ -281,10 +287,9 @@ class DeadlinePolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
     async def send(self, request: PipelineRequest) -> PipelineResponse:  # type: ignore[type-arg]
         http = request.http_request
         path = urlsplit(http.url).path
-        read = http.method.upper() in ("GET", "HEAD") and not _is_token_path(path)
         return await within_budget(
             self.next.send(request),
             f"{http.method} {path}",
             limit=self._limit,
-            grace=0.0 if read else WRITE_GRACE,
+            grace=grace_for(http.method, path),
         )

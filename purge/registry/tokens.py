@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.rest import AsyncHttpResponse, HttpRequest
+from azure.core.rest import HttpRequest
 
 from purge.config.settings import DEFAULT_AUDIENCE, Connection
 from purge.registry.protocol import PermissionDenied, RegistryError
+from purge.registry.transport import Answer
 
 #: When a token carries no readable `exp`, assume it lives this long (a 401 renews it anyway).
 UNKNOWN_LIFETIME = 60.0
@@ -32,7 +33,8 @@ UNKNOWN_LIFETIME = 60.0
 RENEW_MARGIN = 60.0
 API_VERSION = "2021-07-01"
 
-Send = Callable[[HttpRequest], Awaitable[AsyncHttpResponse]]
+#: Sends a token request; the answer is read like every other (capped, see transport).
+Send = Callable[[HttpRequest], Awaitable[Answer]]
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 
@@ -108,7 +110,7 @@ def _form(url: str, fields: dict[str, str]) -> HttpRequest:
     )  # fmt: skip
 
 
-async def _token_field(response: AsyncHttpResponse, field: str, what: str) -> str:
+async def _token_field(response: Answer, field: str, what: str) -> str:
     """Read `field` from a token endpoint's JSON; errors never echo the body (it may hold one)."""
     if response.status_code in (401, 403):
         raise PermissionDenied(
@@ -124,7 +126,7 @@ async def _token_field(response: AsyncHttpResponse, field: str, what: str) -> st
     try:
         body = response.json()
         value = body.get(field) if isinstance(body, dict) else None
-    except ValueError:
+    except (ValueError, RecursionError):
         value = None
     if not isinstance(value, str) or not value:
         raise RegistryError(f"{what} answered 200 without a {field}", status=200)
@@ -206,7 +208,7 @@ class BasicTokenSource:
         response = await send(request)
         try:
             body = response.json() if response.status_code == 200 else {}
-        except ValueError:
+        except (ValueError, RecursionError):
             body = {}
         field = "access_token" if isinstance(body, dict) and body.get("access_token") else "token"
         return await _token_field(response, field, "ACR token request with username/password")

@@ -13,7 +13,6 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.core.rest import AsyncHttpResponse
 
 from purge.isotime import parse_ticks, parse_utc
 from purge.model import Manifest, ManifestBody, Tag
@@ -25,6 +24,7 @@ from purge.registry.protocol import (
     RegistryError,
     RepositoryAttributes,
 )
+from purge.registry.transport import Answer
 
 # ---------------------------------------------------------------- JSON -> model
 
@@ -210,6 +210,6 @@ def _http_error(status: int, detail: str, what: str, action: str) -> RegistryErr
     return RegistryError(f"{what}: HTTP {status}{detail}", status=status)
 
 
-def raise_for_status(response: AsyncHttpResponse, what: str, action: str) -> None:
-    if response.status_code != 200:
-        raise map_error(HttpResponseError(response=response), what, action)
+def raise_for_status(answer: Answer, what: str, action: str) -> None:
+    if answer.status_code != 200:
+        raise error_for_status(answer.status_code, answer.content, what, action)

@@ -173,3 +173,44 @@ async def test_the_timer_records_its_run_and_removes_records_past_the_retention(
         assert set(app_tags(emu)) == {"new"}
     finally:
         await store.close()
+
+
+@pytest.mark.usefixtures("settings")
+async def test_a_restore_past_its_budget_answers_incomplete_and_the_next_call_finishes(
+    emu: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The restore endpoint has the purge endpoint's budget (PURGE_TIME_BUDGET, at most 200 s):
+    what it did not start is listed, and calling again continues."""
+    import time
+
+    before = app_tags(emu)
+    status, report = answer(
+        await function_app.purge_http(request("POST", "purge", {"dryRun": False}))
+    )
+    assert status == 200 and report["totals"]["tagsDeleted"] == 2
+    monkeypatch.setenv("PURGE_TIME_BUDGET", "1")
+    monkeypatch.setenv("PURGE_CONCURRENCY", "1")  # one tag at a time
+    # The first PUT takes 2 s: the 1 s budget is spent while it runs, whatever the load.
+    emu.inject_fault("PUT", r"/v2/app/manifests/.*", status=None, delay=2.0)
+    body = {"run": report["run"], "dryRun": False}
+
+    started = time.monotonic()
+    status, first = answer(await function_app.purge_restore(request("POST", "purge/restore", body)))
+    elapsed = time.monotonic() - started
+    print(f"POST /api/purge/restore with PURGE_TIME_BUDGET=1 answered in {elapsed:.2f} s")
+    assert status == 200 and first["complete"] is False
+    assert "time budget of 1s ran out" in first["incompleteReason"]
+    assert first["totals"]["restored"] == 1 and first["totals"]["notStarted"] == 1
+    [waiting] = first["notStarted"]
+    assert {t["tag"]: t["status"] for t in first["tags"]}[waiting["tag"]] == "not_started"
+    assert set(app_tags(emu)) == {"new"} | ({"old1", "old2"} - {waiting["tag"]})
+
+    status, second = answer(
+        await function_app.purge_restore(request("POST", "purge/restore", body))
+    )
+    assert status == 200 and second["complete"] is True and second["notStarted"] == []
+    assert {t["tag"]: t["status"] for t in second["tags"]} == {
+        waiting["tag"]: "restored",
+        ({"old1", "old2"} - {waiting["tag"]}).pop(): "present",
+    }
+    assert app_tags(emu) == before

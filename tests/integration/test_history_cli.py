@@ -76,6 +76,12 @@ def test_runs_and_restore_from_the_command_line(tmp_path: Path) -> None:
             "-p",
             emu.password,
         ]
+        dry = cli(
+            "restore", run_id, "--history", str(history), "--dry-run", "--time-budget", "60",
+            "--output", "json", *access,
+        )  # fmt: skip
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout)["complete"] is True
         dry = cli("restore", run_id, "--history", str(history), "--dry-run", *access)
         assert dry.returncode == 0, dry.stderr
         assert "would restore 0 tags" in dry.stdout  # --untagged deleted every image of these tags
@@ -83,5 +89,7 @@ def test_runs_and_restore_from_the_command_line(tmp_path: Path) -> None:
         assert emu.state() != before
         missing = cli("restore", "20200101T000000Z-abcdef", "--history", str(history), *access)
         assert missing.returncode == 1 and "no run '20200101T000000Z-abcdef'" in missing.stderr
+        no_time = cli("restore", run_id, "--history", str(history), "--time-budget", "0")
+        assert no_time.returncode == 2 and "expected seconds > 0, got '0'" in no_time.stderr
         bad = cli("runs", "--history", "nowhere-special")
         assert bad.returncode == 2 and "--history: 'nowhere-special' is not" in bad.stderr

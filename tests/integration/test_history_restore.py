@@ -229,3 +229,74 @@ async def test_restore_without_push_rights_fails_each_item_clearly(
     finally:
         await registry.close()
         await store.close()
+
+
+MANY: dict[str, Any] = {
+    "repositories": {
+        "app": {
+            "manifests": [
+                *({"id": f"i{n}", "kind": "image", "updated": "-40d", "tags": [f"t{n}"]}
+                  for n in range(1, 7)),
+                {"id": "new", "kind": "image", "updated": "-1d", "tags": ["latest"]},
+            ]
+        }
+    }
+}  # fmt: skip
+#: The restore's budget, and the latency injected on the first PUT: far longer, so the budget
+#: is spent while that tag is being put back whatever the machine's load.
+RESTORE_BUDGET = 1.0
+PUT_LATENCY = 2.0
+
+
+async def test_a_restore_past_its_budget_lists_what_it_did_not_start_and_continues(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    import time
+
+    from purge.config.settings import load_settings
+    from purge.registry.acr import open_registry as open_acr
+    from purge.registry.policies import WRITE_GRACE
+    from purge.service import run_purge
+
+    emu = emulator_factory(scenario=MANY)
+    original = tags(emu, "app")
+    history = HistorySettings(folder=tmp_path / "runs")
+    config = load_settings(
+        settings(emu, PURGE_RULES=json.dumps([{"name": "t", "filter": ["app:^t"], "ago": "30d"}]))
+    )
+    report = await purge_recorded(emu, history, functools.partial(run_purge, config, dry_run=False))
+    assert set(tags(emu, "app")) == {"latest"}
+    store = history.open()
+    registry = open_acr(config.connection, max_concurrency=1)  # one tag at a time
+    try:
+        record = await read_record(store, report.to_dict()["run"])
+        emu.reset_log()
+        emu.inject_fault("PUT", r"/v2/app/manifests/.*", status=None, delay=PUT_LATENCY)
+        started = time.monotonic()
+        first = await restore_run(record, registry, dry_run=False, budget_seconds=RESTORE_BUDGET)
+        elapsed = time.monotonic() - started
+        print(f"restore with a {RESTORE_BUDGET:g} s budget answered in {elapsed:.2f} s")
+        assert elapsed < RESTORE_BUDGET + WRITE_GRACE  # the PUT under way finished, no other
+        data = first.to_dict()
+        assert data["complete"] is False and not first.ok
+        assert "time budget of 1s ran out" in data["incompleteReason"]
+        [restored] = [i for i in first.items if i.status == "restored"]
+        not_started = [i for i in first.items if i.status == "not_started"]
+        assert len(not_started) == 5 and data["totals"]["notStarted"] == 5
+        assert {i["tag"] for i in data["notStarted"]} == {i.tag for i in not_started}
+        assert all(i.detail.startswith("not started: the time budget ran out") for i in not_started)
+        assert tags(emu, "app") == {"latest": original["latest"], restored.tag: restored.digest}
+        puts = [e for e in emu.request_log() if e["method"] == "PUT"]
+        assert len(puts) == 1  # nothing of the others was sent
+        assert "not started: the time budget of 1s ran out" in first.summary_line()
+
+        again = await restore_run(record, registry, dry_run=False, budget_seconds=60)
+        assert again.complete and again.ok and again.to_dict()["notStarted"] == []
+        assert {i.tag: i.status for i in again.items} == {
+            **{i.tag: "restored" for i in not_started},
+            restored.tag: "present",
+        }
+        assert tags(emu, "app") == original  # every tag back on the digest it had
+    finally:
+        await registry.close()
+        await store.close()

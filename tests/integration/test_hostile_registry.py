@@ -10,12 +10,15 @@ written to the registry.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+import tracemalloc
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +26,7 @@ from purge.config.rules import make_rule
 from purge.config.settings import Config, Connection
 from purge.report import Report
 from purge.service import run_purge
-from tests.fixtures.hostile_registry import HostileRegistry, connection_kwargs
+from tests.fixtures.hostile_registry import DIGEST, HostileRegistry, connection_kwargs
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 3.0
@@ -172,3 +175,134 @@ def test_a_300_mb_tag_page_is_refused_without_reading_it_into_memory(
     assert server.bytes_sent < 300 * 1024 * 1024  # the client hung up early
     print(f"peak RSS of the CLI against a 300 MB tag page: {peak_mib:.0f} MiB")
     assert peak_mib < 200, peak_mib  # once 1.9 GB; a Consumption instance has 1.5 GB
+
+
+# ---------------------------------------------------------------- one item's answer, capped
+
+#: ANSWER_CAP: a single answer (one tag, manifest or repository, a manifest body) is read to at
+#: most 4 MiB, ACR's own limit for a manifest.
+ITEM_CAP = 4 * 1024 * 1024
+#: What the server may have pushed into socket buffers before the client hung up.
+SOCKET_SLACK = 16 * 1024 * 1024
+#: The reads a run makes of one item, each through the same capped reader.
+SINGLE_READS: dict[str, Callable[[Any], Awaitable[object]]] = {
+    "tag_state": lambda r: r.tag_state("app", "old"),
+    "manifest_state": lambda r: r.manifest_state("app", DIGEST),
+    "repository_attributes": lambda r: r.repository_attributes("huge"),
+    "put_tag (its manifest read)": lambda r: r.put_tag("app", "old", DIGEST),
+    "get_manifest": lambda r: r.get_manifest("app", DIGEST),
+    "restore: tag_digest": lambda r: r.tag_digest("app", "old"),
+    "restore: read_manifest": lambda r: r.read_manifest("app", DIGEST),
+}
+
+
+@pytest.mark.parametrize("encoding", ["chunked", "length", "gzip"])
+@pytest.mark.parametrize("read", sorted(SINGLE_READS))
+async def test_every_read_of_one_item_stops_at_its_cap(
+    hostile: Callable[..., HostileRegistry], read: str, encoding: str
+) -> None:
+    """300 MB answered to each single read: an error naming the cap, never the body in memory
+    (chunked, with a true Content-Length, or 256 MB inflated from a few hundred KB of gzip)."""
+    from purge.registry.acr import AcrRegistry
+    from purge.registry.protocol import RegistryError
+
+    size = 256 * 1024 * 1024 if encoding == "gzip" else 300 * 1024 * 1024
+    server = hostile("huge-item", huge_bytes=size, huge_encoding=encoding)
+    registry = AcrRegistry(Connection(**connection_kwargs(server)))  # type: ignore[arg-type]
+    try:
+        await registry.list_tags("app").__anext__()  # sign in before measuring
+        tracemalloc.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(RegistryError) as caught:
+                await asyncio.wait_for(SINGLE_READS[read](registry), HANG)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        elapsed = time.monotonic() - started
+    finally:
+        await registry.close()
+    message = str(caught.value)
+    assert f"larger than the {ITEM_CAP} bytes accepted" in message, message
+    assert "ACR stores no manifest over 4 MB" in message and "the rest was not read" in message
+    if encoding == "length":
+        declared = message.split("an answer of ", 1)[1].split(" bytes", 1)[0]
+        assert int(declared) > size, message  # refused on its Content-Length, unread
+    assert server.bytes_sent < ITEM_CAP + SOCKET_SLACK, server.bytes_sent
+    assert server.writes() == []
+    print(f"{read} [{encoding}]: traced peak {peak / 2**20:.1f} MiB, {elapsed:.2f} s")
+    # The chunks kept (up to the cap) and the one being read: 4 KiB of gzip inflates to at most
+    # about 4 MiB, which zlib builds in parts and joins. Read whole it was 256-300 MiB.
+    assert peak < 4 * ITEM_CAP, peak
+
+
+def run_cli_peak(
+    server: HostileRegistry, *flags: str
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The CLI against `server`, and its own peak RSS in MiB."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PURGE_REGISTRY", None)
+    completed = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_CLI, "run", "-r", server.login_server,
+         "--allowed-host", server.login_server, "--ca-file", server.ca_file,
+         "-u", "user", "-p", "pass", "--filter", "app:.*", "--ago", "1d", "--output", "json",
+         *flags],
+        capture_output=True, text=True, timeout=120, env=env, cwd=str(ROOT),
+    )  # fmt: skip
+    peak_mib = int(completed.stderr.rsplit("peak-rss-kib", 1)[1].split()[0]) / 1024
+    return completed, peak_mib
+
+
+def test_a_300_mb_answer_to_the_recheck_before_a_delete_keeps_the_image(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    """The manifest re-read just before its delete answers 300 MB: the image is kept with a
+    clear error, the CLI's memory stays bounded and nothing is deleted."""
+    server = hostile("huge-item", huge_bytes=300 * 1024 * 1024)
+    started = time.monotonic()
+    completed, peak_mib = run_cli_peak(server, "--untagged")
+    elapsed = time.monotonic() - started
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    report = json.loads(completed.stdout)
+    assert report["totals"]["tagsDeleted"] == 0 and report["totals"]["manifestsDeleted"] == 0
+    [error] = report["errors"]
+    assert error["ref"] == DIGEST
+    assert error["error"].startswith("re-check before the delete failed: reading manifest app@")
+    assert f"larger than the {ITEM_CAP} bytes accepted" in error["error"]
+    assert error["error"].endswith("; kept"), error
+    assert server.writes() == []  # no DELETE was sent
+    assert ("GET", f"/acr/v1/app/_manifests/{DIGEST}") in server.requests
+    assert server.bytes_sent < ITEM_CAP + SOCKET_SLACK, server.bytes_sent
+    print(
+        f"re-check answered 300 MB: CLI peak RSS {peak_mib:.0f} MiB, {elapsed:.1f} s, "
+        f"{server.bytes_sent / 2**20:.0f} MiB sent"
+    )
+    assert peak_mib < 200, peak_mib  # a Consumption instance has 1.5 GB
+
+
+async def test_a_300_mb_answer_to_the_tag_read_back_leaves_the_outcome_unknown(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    """The tag delete fails (400) and reading the tag back answers 300 MB: the tag is not
+    reported deleted, the error says why, and the run does not hold the body."""
+    server = hostile("huge-item", huge_bytes=300 * 1024 * 1024)
+    rule = make_rule("r", filters=["app:.*"], ago="1d")
+    config = Config(Connection(**connection_kwargs(server)), rules=(rule,))  # type: ignore[arg-type]
+    started = time.monotonic()
+    report = await asyncio.wait_for(run_purge(config, dry_run=False, budget_seconds=30), HANG)
+    elapsed = time.monotonic() - started
+    data = report.to_dict()
+    assert data["totals"]["tagsDeleted"] == 0 and data["deleted"]["tags"] == []
+    [error] = data["errors"]
+    assert error["ref"] == "old"
+    assert "delete outcome unknown: delete failed (HTTP 400)" in error["error"]
+    assert (
+        "reading it back failed: read failed: reading tag app:old: the registry sent"
+        in (error["error"])
+    )
+    assert f"larger than the {ITEM_CAP} bytes accepted" in error["error"]
+    assert server.writes() == [("DELETE", "/acr/v1/app/_tags/old")]  # refused, not retried
+    assert server.bytes_sent < ITEM_CAP + SOCKET_SLACK, server.bytes_sent
+    print(
+        f"tag read-back answered 300 MB: {elapsed:.2f} s, {server.bytes_sent / 2**20:.0f} MiB sent"
+    )
