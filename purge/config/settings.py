@@ -60,7 +60,6 @@ class Connection:
     allowed_hosts: tuple[str, ...] = ()
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    anonymous: bool = False
     client_id: str | None = None  # AZURE_CLIENT_ID: user-assigned managed identity
     audience: str | None = None  # ACR AAD audience for sovereign clouds
     ca_file: str | None = None  # extra CA bundle to trust (local emulator, private CAs)
@@ -234,8 +233,6 @@ def describe_config(config: Config) -> dict[str, Any]:
     auth: dict[str, str | None]
     if connection.username is not None:
         auth = {"method": "basic", "username": connection.username}
-    elif connection.anonymous:
-        auth = {"method": "anonymous"}
     else:
         auth = {"method": "managed-identity", "clientId": connection.client_id}
     return {

@@ -45,7 +45,7 @@ from purge.registry.protocol import (
     RepositoryAttributes,
 )
 from purge.registry.throttle import AdaptiveLimiter
-from purge.registry.tokens import TokenBroker, token_source
+from purge.registry.tokens import TokenBroker, TokenSource, token_source
 from purge.registry.transport import (
     ANSWER_CAP,
     CONNECTION_TIMEOUT,
@@ -172,15 +172,17 @@ class AcrRegistry(RestoreMethods):
         *,
         max_concurrency: int | None = None,
         page_size: int = PAGE_SIZE,
+        source: TokenSource | None = None,
         **client_kwargs: Any,
     ) -> None:
+        """`source` replaces the identity `connection` names (tests: an anonymous pull)."""
         self._host = trusted_host(connection.login_server, connection.allowed_hosts)
         self.endpoint = f"https://{self._host}"
         self.page_size = page_size
         #: `n` of catalog pages (acr purge's `--repository-page-size`); None: `page_size`.
         self.catalog_page_size = connection.catalog_page_size
         self.limiter = AdaptiveLimiter(max_concurrency)
-        self.broker = TokenBroker(token_source(connection), self._host)
+        self.broker = TokenBroker(source or token_source(connection), self._host)
         self._token_policy = AcrTokenPolicy(self._host, self.broker, self._send_raw)
         kwargs: dict[str, Any] = {
             "per_call_policies": [DeadlinePolicy(OPERATION_TIMEOUT), self._token_policy],

@@ -96,7 +96,7 @@ def parse_challenge(header: str) -> dict[str, str]:
 
 
 class TokenSource(Protocol):
-    """How access tokens for a scope are obtained: AAD exchange, Basic, or anonymous."""
+    """How access tokens for a scope are obtained: AAD exchange, Basic, or a refresh token."""
 
     async def fetch(self, send: Send, service: str, scope: str) -> str: ...
 
@@ -217,18 +217,6 @@ class BasicTokenSource:
         return None
 
 
-class AnonymousTokenSource:
-    """Anonymous pull: ACR issues a token for `grant_type=password` without credentials."""
-
-    async def fetch(self, send: Send, service: str, scope: str) -> str:
-        fields = {"grant_type": "password", "service": service, "scope": scope}
-        response = await send(_form("/oauth2/token", fields))
-        return await _token_field(response, "access_token", "anonymous ACR token request")
-
-    async def close(self) -> None:
-        return None
-
-
 @dataclass
 class _Cached:
     token: str
@@ -297,8 +285,7 @@ def aad_credential(connection: Connection) -> AsyncTokenCredential:
 
 
 def token_source(connection: Connection) -> TokenSource:
-    """The identity the connection asks for: refresh token, username/password, anonymous, or
-    Azure AD."""
+    """The identity the connection asks for: refresh token, username/password, or Azure AD."""
     if connection.refresh_token:
         return RefreshTokenSource(connection.refresh_token)
     if connection.username is not None or connection.password is not None:
@@ -307,6 +294,4 @@ def token_source(connection: Connection) -> TokenSource:
                 "username and password (-u/--username, -p/--password) must be given together"
             )
         return BasicTokenSource(connection.username, connection.password)
-    if connection.anonymous:
-        return AnonymousTokenSource()
     return AadTokenSource(aad_credential(connection), connection.audience or DEFAULT_AUDIENCE)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from acr_emulator.testing import EmulatorServer
+from purge.config.settings import load_settings
 from purge.history.azurite import connection_string, free_port
 from purge.history.journal import run_recorded
 from purge.history.record import PlannedTag
 from purge.history.restore import restore_run
 from purge.history.settings import HistorySettings
 from purge.history.store import list_records, read_record
+from purge.registry.acr import AcrRegistry
+from tests.fixtures.anonymous import AnonymousTokenSource
 from tests.fixtures.storage import StorageAccount
 
 SCENARIO: dict[str, Any] = {
@@ -217,7 +221,9 @@ async def test_restore_without_push_rights_fails_each_item_clearly(
     history = HistorySettings(folder=tmp_path / "runs")
     report = await purge_recorded(emu, history)
     store = history.open()
-    registry = open_registry(emu, username=None, password=None, anonymous=True)
+    config = load_settings(settings(emu))
+    connection = replace(config.connection, username=None, password=None)
+    registry = AcrRegistry(connection, source=AnonymousTokenSource())
     try:
         record = await read_record(store, report.to_dict()["run"])
         result = await restore_run(record, registry, dry_run=False)

@@ -21,6 +21,7 @@ from purge.cli import main as cli
 from purge.config.settings import Config, Connection, load_settings
 from purge.registry.acr import AcrRegistry
 from purge.service import run_purge
+from tests.fixtures.anonymous import AnonymousTokenSource
 from tests.fixtures.identity_endpoint import ManagedIdentityEndpoint
 
 SCENARIO: dict[str, Any] = {
@@ -154,14 +155,12 @@ async def test_a_pull_only_identity_gets_a_permission_error_and_nothing_is_half_
     """Anonymous pull stands for an identity with AcrPull but without AcrDelete."""
     emu = emulator_factory(scenario=SCENARIO, anonymous_pull=True)
     before = emu.dump()
-    connection = Connection(
-        emu.login_server, allowed_hosts=("127.0.0.1",), anonymous=True, ca_file=emu.ca_file
-    )
+    connection = Connection(emu.login_server, allowed_hosts=("127.0.0.1",), ca_file=emu.ca_file)
     config = Config(connection, rules=load_settings({
         "PURGE_REGISTRY": emu.login_server, "PURGE_ALLOWED_HOSTS": "127.0.0.1",
         "PURGE_RULES": json.dumps(RULES),
     }).rules)  # fmt: skip
-    registry = AcrRegistry(connection)
+    registry = AcrRegistry(connection, source=AnonymousTokenSource())
     report = (await run_purge(config, dry_run=False, registry=registry)).to_dict()
     await registry.close()
     assert emu.dump() == before  # no tag, manifest, child or lock changed
