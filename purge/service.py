@@ -23,7 +23,6 @@ from purge.budget import BudgetSpent, run_deadline
 from purge.config.rules import (
     MatchTimeout,
     Rule,
-    closest,
     did_you_mean,
     repository_matches,
     split_filter,
@@ -96,7 +95,7 @@ class RunHooks(Protocol):
 async def run_purge(
     config: Config,
     *,
-    rule_names: Sequence[str] | None = None,
+    rules: Sequence[Rule] | None = None,
     dry_run: bool | None = None,
     budget_seconds: float | None = None,
     now: datetime | None = None,
@@ -104,8 +103,9 @@ async def run_purge(
     progress: Progress | None = None,
     hooks: RunHooks | None = None,
 ) -> Report:
-    """Run the selected rules once. Raises only for bad input, before any request is sent."""
-    rules = select_rules(config, rule_names)
+    """Run `rules` (the caller's selection: `select_rules`, `rules_due`; default all) once."""
+    if rules is None:
+        rules = config.rules
     budget = budget_seconds if budget_seconds is not None else config.time_budget
     deadline = time.monotonic() + budget if budget is not None else None
     now = now or datetime.now(timezone.utc)
@@ -255,11 +255,10 @@ class _PurgeRun:
             unmatched = []  # the timeouts are reported above
         for f in unmatched:
             names = [n for n in repositories if "*" not in n]
-            choice = closest(split_filter(f.text)[0], names) if names else None
-            hint = f"; did you mean {choice!r}?" if choice else ""
+            hint = did_you_mean(split_filter(f.text)[0], names, or_allowed=False)
             self.report.add_warning(
-                f"rule {rule.name!r}: filter {f.text!r} matches no repository (the repository "
-                f"part must match a whole name{hint})"
+                f"rule {rule.name!r}: filter {f.text!r} matches no repository{hint}: the "
+                "repository part must match a whole name"
             )
         return matching
 

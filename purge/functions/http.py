@@ -187,7 +187,7 @@ async def run_http_purge(
     from purge.service import UnknownRule, is_dry_run, run_purge, select_rules
 
     try:
-        select_rules(config, request.rules)  # an unknown name is refused before any record
+        rules = select_rules(config, request.rules)  # unknown names: refused before any record
         report = await run_recorded(
             config.history,
             registry=config.connection.login_server,
@@ -196,7 +196,7 @@ async def run_http_purge(
             run=functools.partial(
                 run_purge,
                 config,
-                rule_names=request.rules,
+                rules=rules,
                 dry_run=request.dry_run,
                 budget_seconds=http_budget(config.time_budget),
                 now=now,

@@ -96,7 +96,7 @@ async def run_timer_tick(
         )
     from purge.config.schedule import rules_due
 
-    due = tuple(rule.name for rule in rules_due(config.rules, since, tick))
+    due = tuple(rules_due(config.rules, since, tick))
     if not due:
         log.info(
             "purge_timer: no rule is due in (%s, %s]; nothing to do",
@@ -107,7 +107,7 @@ async def run_timer_tick(
     budget = timer_budget(config.time_budget, function_timeout)
     log.info(
         "purge_timer: running %s (window %s .. %s, budget %gs)",
-        ", ".join(due),
+        ", ".join(rule.name for rule in due),
         since.isoformat(),
         tick.isoformat(),
         budget,
@@ -121,10 +121,11 @@ async def run_timer_tick(
         source="timer",
         dry_run=is_dry_run(config, None),
         run=functools.partial(
-            run_purge, config, rule_names=due, budget_seconds=budget, now=tick, progress=log.info
+            run_purge, config, rules=due, budget_seconds=budget, now=tick, progress=log.info
         ),
         rules=config.rules,
         prune=True,
     )
     log_report(report, "purge_timer")
-    return TimerOutcome("ran", previous_tick=since, tick=tick, rules=due, report=report)
+    names = tuple(rule.name for rule in due)
+    return TimerOutcome("ran", previous_tick=since, tick=tick, rules=names, report=report)

@@ -78,10 +78,10 @@ async def test_a_filter_that_matches_no_repository_warns_in_the_report() -> None
     report = await run_purge(config, dry_run=True, now=NOW, registry=registry)
     data = report.to_dict()
     assert data["warnings"] == [
-        "rule 'r': filter 'ap:.*' matches no repository (the repository part must match a "
-        "whole name; did you mean 'app'?)",
-        "rule 'r': filter 'team/.*:.*' matches no repository (the repository part must match "
-        "a whole name)",
+        "rule 'r': filter 'ap:.*' matches no repository (did you mean 'app'?): the repository "
+        "part must match a whole name",
+        "rule 'r': filter 'team/.*:.*' matches no repository: the repository part must match "
+        "a whole name",
     ]
     assert data["totals"]["tagsDeleted"] == 1  # a warning, not an error: the rest still runs
     assert data["errors"] == []
