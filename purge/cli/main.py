@@ -397,7 +397,7 @@ def demo_command(ns: argparse.Namespace) -> int:
         if exc.name != "purge.cli.demo":
             raise
         print(
-            "error: the demo is not available in this version (purge/demo.py is missing)",
+            "error: the demo is not available in this installation (purge/cli/demo.py is missing)",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT

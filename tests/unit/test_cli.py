@@ -223,7 +223,7 @@ def test_check_config_lists_every_error_and_exits_nonzero(
 def test_demo_hook_reports_a_missing_demo(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "purge.cli.demo", None)  # as if purge/demo.py did not exist
+    monkeypatch.setitem(sys.modules, "purge.cli.demo", None)  # as if purge/cli/demo.py were gone
     assert cli.main(["demo"]) == 2
     assert "demo is not available" in capsys.readouterr().err
 

@@ -61,7 +61,13 @@ def test_the_handlers_load_no_cli_no_renderer_no_test_code() -> None:
 
 def test_what_the_handlers_load_is_deployed_and_the_rest_is_not() -> None:
     ignored = _funcignore()
-    for excluded in ("tests/", "acr_emulator/", "purge/cli/", "purge/render.py"):
+    for excluded in (
+        "tests/",
+        "acr_emulator/",
+        "purge/__main__.py",
+        "purge/cli/",
+        "purge/render.py",
+    ):
         assert excluded in ignored, excluded
     loaded = _modules_after_import(*HANDLER_MODULES)
     for module in sorted(m for m in loaded if m == "purge" or m.startswith("purge.")):
@@ -71,3 +77,13 @@ def test_what_the_handlers_load_is_deployed_and_the_rest_is_not() -> None:
         assert not any(
             relative == pattern or relative.startswith(pattern) for pattern in ignored
         ), f"{module} is imported by the handlers but excluded by .funcignore"
+
+
+def test_the_readme_zip_deploy_leaves_out_what_funcignore_does() -> None:
+    """README's zip command stands in for .funcignore where Core Tools is not used."""
+    readme = (ROOT / "README.md").read_text()
+    command = readme[readme.index("zip -r app.zip") :].split("\naz ", 1)[0]
+    for pattern in _funcignore():
+        if pattern.startswith("purge/"):
+            excluded = pattern + "*" if pattern.endswith("/") else pattern
+            assert f"'{excluded}'" in command, pattern
