@@ -77,7 +77,9 @@ class Manifest:
     tags: tuple[str, ...] = ()
     #: Child digests of an index as the listing gives them; None when the listing did not say.
     references: tuple[str, ...] | None = None
-    #: `configMediaType` from the listing: tells an image from an artifact (possible referrer).
+    #: `configMediaType` from the listing, as listed. Never read to decide whether a manifest
+    #: has a `subject`: any OCI manifest may have one, so the planner reads that (its body or
+    #: the referrers API).
     config_media_type: str | None = None
     delete_enabled: bool = True
     write_enabled: bool = True

@@ -47,11 +47,6 @@ from purge.model import (
 # Public API
 
 
-def bodies_needed(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> frozenset[str]:
-    """RepositoryPlanner(snapshot, rule, now).bodies_needed(), for one-off use."""
-    return RepositoryPlanner(snapshot, rule, now).bodies_needed()
-
-
 def plan_repository(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> Plan:
     """Decide every deletion and keep for one repository; independent of listing order."""
     return RepositoryPlanner(snapshot, rule, now).plan()

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from purge.config.hosts import parse_login_server
 from purge.history.record import HistoryError
 from purge.history.settings import HistorySettings, parse_history
 
@@ -150,7 +151,7 @@ def restore_command(ns: argparse.Namespace, environ: Mapping[str, str] | None = 
         finally:
             await store.close()
         connection = Connection(
-            login_server=(ns.registry or record.registry).removeprefix("https://").rstrip("/"),
+            login_server=parse_login_server(ns.registry or record.registry),  # HostError: bad input
             allowed_hosts=tuple(ns.allowed_host),
             username=ns.username,
             password=ns.password,

@@ -24,11 +24,16 @@ from purge.model import (
     RepositorySnapshot,
     Tag,
 )
-from purge.planner import bodies_needed, check_blast_radius, plan_repository
+from purge.planner import RepositoryPlanner, check_blast_radius, plan_repository
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+def bodies_needed(snapshot: RepositorySnapshot, rule: Rule, now: datetime) -> frozenset[str]:
+    """What the service asks a repository's planner before it plans."""
+    return RepositoryPlanner(snapshot, rule, now).bodies_needed()
 
 
 def dg(seed: object) -> str:

@@ -26,7 +26,7 @@ from purge.model import (
     RepositorySnapshot,
     Tag,
 )
-from purge.planner import RepositoryPlanner, bodies_needed, plan_repository
+from purge.planner import RepositoryPlanner, plan_repository
 
 UTC = timezone.utc  # datetime.UTC needs Python 3.11; 3.10 is supported
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
@@ -272,7 +272,7 @@ def test_plan_is_pure_and_independent_of_listing_order(case: Case, rnd: random.R
 def test_bodies_needed_is_enough(case: Case) -> None:
     """Fetching only what bodies_needed asks for plans exactly as fetching everything does."""
     bare = replace(case.snapshot, bodies={})
-    needed = bodies_needed(bare, case.rule, NOW)
+    needed = RepositoryPlanner(bare, case.rule, NOW).bodies_needed()
     everything = replace(case.snapshot, bodies=dict(case.truth))
     # where the planner reads the referrers API instead of every body, it gets the true answer
     listed = {m.digest for m in case.snapshot.manifests}
