@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,34 +149,32 @@ def test_page_size_is_clamped_to_1000_and_checked(emulator_factory: Any) -> None
     assert bad.status_code == 400
 
 
-def test_cli_writes_ready_file_once_listening(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def emulator_process(tmp_path: Path, *flags: str) -> Iterator[dict[str, Any]]:
+    """`python -m acr_emulator` with `flags` on a free port: its ready file, once listening."""
     scenario = Path(__file__).resolve().parents[2] / "acr_emulator" / "scenarios" / "sample.json"
     ready = tmp_path / "ready.json"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "acr_emulator",
-            "--port",
-            "0",
-            "--scenario",
-            str(scenario),
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--ready-file",
-            str(ready),
-        ],
+        [sys.executable, "-m", "acr_emulator", "--port", "0", "--scenario", str(scenario),
+         "--data-dir", str(tmp_path / "data"), "--ready-file", str(ready), *flags],
         cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while not ready.exists():
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        info = json.loads(ready.read_text())
+        yield json.loads(ready.read_text())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_cli_writes_ready_file_once_listening(tmp_path: Path) -> None:
+    with emulator_process(tmp_path) as info:
         assert info["ca_file"] == str(tmp_path / "data" / "ca.pem")
         r = requests.get(
             info["endpoint"] + "/acr/v1/_catalog",
@@ -183,9 +183,29 @@ def test_cli_writes_ready_file_once_listening(tmp_path: Path) -> None:
             timeout=10,
         )
         assert r.status_code == 200 and len(r.json()["repositories"]) >= 3
-    finally:
-        proc.terminate()
-        proc.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("flags", "limits"),
+    [
+        # ACR's per-minute limits by SKU, per second: reads 1,000 / 3,000 / 10,000 and writes
+        # 100 / 500 / 2,000 a minute
+        (["--sku", "basic"], {"read": 1000 / 60, "write": 100 / 60}),
+        (["--sku", "premium"], {"read": 10000 / 60, "write": 2000 / 60}),
+        (["--rate-limit", "7"], {"read": 7.0, "write": 7.0}),  # one figure: both budgets
+        (["--rate-limit", "7", "--rate-limit-writes", "2"], {"read": 7.0, "write": 2.0}),
+        (["--rate-limit-reads", "40"], {"read": 40.0, "write": None}),
+    ],
+)
+def test_cli_rate_limit_flags_set_both_budgets(
+    tmp_path: Path, flags: list[str], limits: dict[str, float | None]
+) -> None:
+    with emulator_process(tmp_path, "--controls", *flags) as info:
+        r = requests.get(
+            info["endpoint"] + "/_emulator/rate-limit", verify=info["ca_file"], timeout=10
+        )
+        assert r.status_code == 200
+        assert r.json() == pytest.approx(limits)
 
 
 def test_cli_rejects_bad_flags(tmp_path: Path) -> None:
