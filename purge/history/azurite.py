@@ -2,12 +2,13 @@
 
 The function app never imports this. Azurite is installed on first use with `npm install` into
 a git-ignored cache folder (`.cache/azurite` at the repository root, or AZURITE_CACHE), so the
-README's one-line set-up commands stay enough on a fresh machine; that install takes about a
-minute once. Each Azurite runs on a free loopback port with its data in a temporary folder.
+README's one-line set-up commands stay enough on a fresh machine; that install takes under a
+minute, once. Each Azurite runs on a free loopback port with its data in a temporary folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -24,8 +25,10 @@ ACCOUNT = "devstoreaccount1"
 ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-#: The major version installed on first use; 3.x serves the blob API the SDK speaks.
-PACKAGE = "azurite@3"
+#: The version installed on first use, pinned so that every machine tests against the same
+#: storage emulator (3.x serves the blob API the SDK speaks; 3.35.0 is the one measured here).
+VERSION = "3.35.0"
+PACKAGE = f"azurite@{VERSION}"
 INSTALL_TIMEOUT = 300.0
 START_TIMEOUT = 30.0
 
@@ -64,11 +67,27 @@ def cache_dir() -> Path:
     return Path(__file__).resolve().parents[2] / ".cache" / "azurite"
 
 
+def _binary(folder: Path) -> Path:
+    return folder / "node_modules" / ".bin" / "azurite-blob"
+
+
+def _installed_version(folder: Path) -> str | None:
+    try:
+        manifest = (folder / "node_modules" / "azurite" / "package.json").read_text()
+        version = json.loads(manifest).get("version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return version if isinstance(version, str) else None
+
+
 def azurite_blob_command() -> Path:
-    """The `azurite-blob` executable, installed into the cache folder when absent."""
+    """The `azurite-blob` executable of the pinned VERSION, installed into the cache folder
+    when absent or another version. The install goes to a fresh folder beside the cache and
+    replaces it only once complete, so an interrupted or concurrent install never leaves a
+    half-installed cache that looks ready."""
     target = cache_dir()
-    binary = target / "node_modules" / ".bin" / "azurite-blob"
-    if binary.exists():
+    binary = _binary(target)
+    if binary.exists() and _installed_version(target) == VERSION:
         return binary
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
@@ -76,20 +95,32 @@ def azurite_blob_command() -> Path:
             "Azurite (the storage emulator used for run history) needs Node.js and npm: "
             "install them (e.g. `apt-get install nodejs npm`) and run again"
         )
-    target.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        done = subprocess.run(
-            [npm, "install", "--prefix", str(target), "--no-audit", "--no-fund", PACKAGE],
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AzuriteError(f"`npm install {PACKAGE}` took over {INSTALL_TIMEOUT:g}s") from exc
-    if done.returncode != 0 or not binary.exists():
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        raise AzuriteError(f"`npm install {PACKAGE}` failed: {' | '.join(tail)}")
+        try:
+            done = subprocess.run(
+                [npm, "install", "--prefix", str(staging), "--no-audit", "--no-fund", PACKAGE],
+                capture_output=True,
+                text=True,
+                timeout=INSTALL_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise AzuriteError(f"`npm install {PACKAGE}` took over {INSTALL_TIMEOUT:g}s") from exc
+        if done.returncode != 0 or _installed_version(staging) != VERSION:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            raise AzuriteError(f"`npm install {PACKAGE}` failed: {' | '.join(tail)}")
+        if binary.exists() and _installed_version(target) == VERSION:
+            return binary  # another process finished the same install first
+        shutil.rmtree(target, ignore_errors=True)
+        try:
+            staging.rename(target)
+        except OSError as exc:  # another install landed between the two lines above
+            if _installed_version(target) != VERSION:
+                raise AzuriteError(f"could not move Azurite into {target}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return binary
 
 
