@@ -98,6 +98,10 @@ _Decision = tuple[Status, bool]
 CHECKED_DELETE_SENDS = 4
 #: Longest wait before sending a checked delete again (a Retry-After beyond it is cut).
 MAX_RESEND_PAUSE = 30.0
+#: A check that took longer (its reads waited on a 429's Retry-After) is stale: done again,
+#: CHECK_ROUNDS times at most; then the item is kept. No delete follows a slower check.
+FRESH_CHECK_SECONDS = 1.0
+CHECK_ROUNDS = 3
 
 
 class _Execution:
@@ -255,12 +259,30 @@ class _Execution:
     async def _checked(
         self, ref: str, check: Callable[[], Awaitable[_Decision | None]], unlocked: list[_Unlock]
     ) -> _Decision | None:
-        """The check's decision (as the dry run reports it), or None to go on and delete."""
+        """The check's decision (as the dry run reports it), or None to go on and delete.
+
+        A check whose reads took longer than FRESH_CHECK_SECONDS (one waited out a throttle)
+        is done again: what it read first may have changed since. Nothing is deleted on a
+        check that slow: after CHECK_ROUNDS of them the item is kept, with an error.
+        """
         try:
-            decided = await check()
+            for _ in range(CHECK_ROUNDS):
+                started = time.monotonic()
+                decided = await check()
+                fresh = time.monotonic() - started <= FRESH_CHECK_SECONDS
+                if decided is not None or fresh:
+                    break
         except Exception as exc:
             text = describe_failure(exc, "re-check before the delete")
             await self._fail(ref, f"{text}; kept", unlocked)
+            return "failed", False
+        if decided is None and not fresh:
+            text = (
+                f"not deleted: its check just before the delete took over "
+                f"{FRESH_CHECK_SECONDS:g}s {CHECK_ROUNDS} times (the registry is slowing its "
+                "reads); kept, the next run decides"
+            )
+            await self._fail(ref, text, unlocked)
             return "failed", False
         if decided is None:
             return None

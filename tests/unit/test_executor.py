@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -278,6 +279,54 @@ async def test_a_lost_connection_is_sent_again_but_not_past_the_deadline(
     assert registry.calls["delete_manifest"] == 1
     assert "not sent again: the run's time budget is spent" in result.errors[0].error
     assert registry.manifest_digests("app") == {digest(0), SIGNATURE}
+
+
+class SlowFirstReads(InMemoryRegistry):
+    """Its first `slow` referrer reads wait 0.3 s each (as behind a throttle), then none."""
+
+    slow = 0
+
+    async def list_referrers(self, repository: str, digest: str) -> tuple[str, ...]:
+        if self.slow > 0:
+            self.slow -= 1
+            await asyncio.sleep(0.3)
+        return await super().list_referrers(repository, digest)
+
+
+def slow_registry(slow: int) -> SlowFirstReads:
+    registry = SlowFirstReads("test.azurecr.io")
+    registry.slow = slow
+    registry.add_manifest("app", Manifest(digest(0), OCI_MANIFEST, NOW, size=100))
+    registry.add_manifest(
+        "app",
+        Manifest(SIGNATURE, OCI_MANIFEST, NOW),
+        body=ManifestBody(SIGNATURE, OCI_MANIFEST, subject=digest(0)),
+    )
+    return registry
+
+
+async def test_a_slow_check_is_done_again_before_the_delete(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reads that waited out a throttle may be stale by the time the check ends."""
+    monkeypatch.setattr(executor_module, "FRESH_CHECK_SECONDS", 0.2)
+    registry = slow_registry(slow=1)
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert [o.status for o in result.manifests] == ["deleted", "deleted"]
+    methods = [method for method, _, _ in registry.log]
+    assert methods.count("manifest_state") == 2 * 2  # two rounds: the slow one, a fresh one
+    assert methods[-1] == "delete_manifest" and methods.count("delete_manifest") == 1
+
+
+async def test_nothing_is_deleted_on_checks_that_stay_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(executor_module, "FRESH_CHECK_SECONDS", 0.2)
+    registry = slow_registry(slow=100)
+    result = await execute(subject_plan(), registry, dry_run=False)
+    assert registry.mutating_calls() == 0
+    assert [o.status for o in result.manifests] == ["failed", "failed"]
+    assert "took over 0.2s 3 times" in result.errors[0].error
 
 
 async def test_removed_with_items_fail_when_their_manifest_fails() -> None:
