@@ -23,6 +23,8 @@ import pytest
 import requests
 
 from acr_emulator.testing import EmulatorServer
+from purge.config.casefold import fold_case
+from tests.fixtures import case_folding
 
 ROOT = Path(__file__).resolve().parents[2]
 ACR_CLI = ROOT.parent / "shared" / "tools" / "acr-cli" / "acr"
@@ -236,13 +238,78 @@ def test_keep_ties_follow_the_registrys_order(emu: EmulatorServer) -> None:
     assert lines[-2] == "Number of tags to be deleted: 2"
 
 
-# --- 4. (?i) folds Unicode simple case, \d stays ASCII -----------------------------------------
+# --- 4. (?i) lowercases as acr purge's engine does, \\d stays ASCII -------------------------------
 
 
 def test_case_insensitive_kelvin_sign_matches_k(emu: EmulatorServer) -> None:
     lines = compare_dry(emu, "--filter", "kapp:(?i)\u212a", "--ago", "1d")
     assert f"Would delete: {emu.login_server}/kapp:K2" in lines
     compare_dry(emu, "--filter", "kapp:\\d", "--ago", "1d")
+
+
+def one_repository_a_pattern(
+    emulator_factory: Any, patterns: Sequence[str], tags: Sequence[str]
+) -> tuple[list[set[str]], list[set[str]]]:
+    """Each pattern on its own repository (acr purge joins one repository's filters with `|`),
+    all in one run of each tool: (ours, acr purge's), the tags each selects, by pattern."""
+    needs_acr_cli()
+    manifest = {"id": "m", "kind": "image", "updated": "-40d", "tags": list(tags)}
+    names = [f"c{n:03d}" for n in range(len(patterns))]
+    emu = emulator_factory(scenario={"repositories": {n: {"manifests": [manifest]} for n in names}})
+    pairs = zip(names, patterns, strict=True)
+    filters = [arg for name, p in pairs for arg in ("--filter", f"{name}:{p}")]
+    answers = []
+    for run in (run_ours, run_acr_cli):
+        done = run(emu, *filters, "--ago", "1d", "--dry-run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        found: dict[str, set[str]] = {}
+        for ref in deleted_set(done.stdout):
+            repository, tag = ref.split("/", 1)[1].split(":", 1)
+            found.setdefault(repository, set()).add(tag)
+        answers.append([found.get(name, set()) for name in names])
+    return answers[0], answers[1]
+
+
+def test_case_insensitive_cases_select_what_acr_purge_selects(emulator_factory: Any) -> None:
+    patterns = [p for p, _ in case_folding.CASES]
+    ours, theirs = one_repository_a_pattern(emulator_factory, patterns, case_folding.TAGS)
+    for (pattern, recorded), mine, acr in zip(case_folding.CASES, ours, theirs, strict=True):
+        assert acr == set(recorded), f"acr purge now selects {sorted(acr)} with {pattern!r}"
+        assert mine == acr, pattern
+
+
+def test_random_case_insensitive_patterns_select_what_acr_purge_selects(
+    emulator_factory: Any,
+) -> None:
+    patterns = case_folding.random_patterns(14, 120)
+    assert sum(fold_case(p) != p for p in patterns) >= 30  # the rewrite is exercised
+    tags = case_folding.TAGS + case_folding.PAIR_TAGS
+    ours, theirs = one_repository_a_pattern(emulator_factory, patterns, tags)
+    assert sum(bool(acr) for acr in theirs) >= 60  # and selects something
+    for pattern, mine, acr in zip(patterns, ours, theirs, strict=True):
+        assert mine == acr, (pattern, sorted(mine - acr), sorted(acr - mine))
+
+
+def test_unicode_property_under_case_insensitive_is_refused_here(emu: EmulatorServer) -> None:
+    args = ("--filter", "kapp:(?i)^\\p{Lu}", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *args)
+    assert theirs.returncode == 0
+    assert {ref.rsplit(":", 1)[1] for ref in deleted_set(theirs.stdout)} == {
+        "k1", "K2", "x1", "t-a", "t-b", "t-c",
+    }  # fmt: skip
+    ours = run_ours(emu, *args)
+    assert ours.returncode == 2 and "under (?i) is not supported" in ours.stderr
+    assert deleted_set(ours.stdout) == set()
+
+
+def test_a_flag_in_one_filter_carries_into_the_next_only_in_acr_purge(emu: EmulatorServer) -> None:
+    args = ("--filter", "kapp:(?i)^k", "--filter", "kapp:^X", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *args)
+    assert theirs.returncode == 0  # it matches `(?i)^k|^X`: X is case-insensitive too
+    assert {ref.rsplit(":", 1)[1] for ref in deleted_set(theirs.stdout)} == {"k1", "K2", "x1"}
+    ours = run_ours(emu, *args)
+    assert ours.returncode == 0  # each filter means what it says
+    assert {ref.rsplit(":", 1)[1] for ref in deleted_set(ours.stdout)} == {"k1", "K2"}
 
 
 # --- 5. flags ----------------------------------------------------------------------------------
@@ -324,7 +391,11 @@ def test_bad_input_exits_two_where_acr_purge_exits_one(emu: EmulatorServer) -> N
 def test_readme_table_lists_every_difference_this_issue_leaves() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split("## Compared with `acr purge`", 1)[1].split("\n## ", 1)[0]
-    for needle in ("--concurrency 0", "--keep -1", "exit code", "--ago", "-1d", "1.5d"):
+    needles = (
+        "--concurrency 0", "--keep -1", "exit code", "--ago", "-1d", "1.5d", "(?i)", "\\p{",
+        "carries into",
+    )  # fmt: skip
+    for needle in needles:
         assert needle in table, needle
 
 
