@@ -233,8 +233,14 @@ class _Folder:
         self.out.append(f"(?-i:[{_format([(c, c) for c in (*selected, cp)])}])")
 
     def char_class(self, i: int) -> int:
+        end = end_of_class(self.text, i)
+        if _subtracts(self.text[i:end]):
+            raise Unsupported(
+                f"{self.text[i:end]!r}: acr purge's engine reads '-[' in a class as a class "
+                "subtraction (.NET), this one as two characters; list the characters instead"
+            )
         if not self.ci:
-            return self.copy(i, end_of_class(self.text, i))
+            return self.copy(i, end)
         ranges, negate, end = self.parse_class(i)
         if all(hi < 0x80 for _, hi in ranges):  # ASCII only: `regex` already agrees
             return self.copy(i, end)
@@ -320,6 +326,21 @@ class _Folder:
     def copy(self, start: int, end: int) -> int:
         self.out.append(self.text[start:end])
         return end
+
+
+def _subtracts(cls: str) -> bool:
+    """Whether regexp2 reads a subtraction (`[a-z-[aeiou]]`) in the class text `cls`: an
+    unescaped `-[` after its first member."""
+    j = 2 if cls.startswith("[^") else 1
+    j += 2 if cls[j : j + 1] == "\\" else 1
+    while j < len(cls) - 1:
+        if cls[j] == "\\":
+            j += 2
+        elif cls.startswith("-[", j):
+            return True
+        else:
+            j += 1
+    return False
 
 
 def _property_under_ci(token: str) -> Unsupported:

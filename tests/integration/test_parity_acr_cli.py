@@ -302,6 +302,16 @@ def test_unicode_property_under_case_insensitive_is_refused_here(emu: EmulatorSe
     assert deleted_set(ours.stdout) == set()
 
 
+def test_class_subtraction_is_refused_here(emu: EmulatorServer) -> None:
+    args = ("--filter", "kapp:^[a-z-[k]]1", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *args)
+    assert theirs.returncode == 0
+    assert deleted_set(theirs.stdout) == {f"{emu.login_server}/kapp:x1"}  # k subtracted
+    ours = run_ours(emu, *args)
+    assert ours.returncode == 2 and "class subtraction" in ours.stderr
+    assert deleted_set(ours.stdout) == set()
+
+
 def test_a_flag_in_one_filter_carries_into_the_next_only_in_acr_purge(emu: EmulatorServer) -> None:
     args = ("--filter", "kapp:(?i)^k", "--filter", "kapp:^X", "--ago", "1d", "--dry-run")
     theirs = run_acr_cli(emu, *args)
@@ -393,7 +403,7 @@ def test_readme_table_lists_every_difference_this_issue_leaves() -> None:
     table = readme.split("## Compared with `acr purge`", 1)[1].split("\n## ", 1)[0]
     needles = (
         "--concurrency 0", "--keep -1", "exit code", "--ago", "-1d", "1.5d", "(?i)", "\\p{",
-        "carries into",
+        "carries into", "class subtraction",
     )  # fmt: skip
     for needle in needles:
         assert needle in table, needle

@@ -149,6 +149,14 @@ def test_unicode_properties_under_case_insensitive_are_refused() -> None:
     assert selected("(?i:x)\\p{Lu}", ["xA", "Xa", "xa"]) == "xA"
 
 
+def test_class_subtraction_is_refused() -> None:
+    for pattern in ("[a-z-[aeiou]]", "(?i)[a-z-[aeiou]]", "[0-[a]]"):
+        with pytest.raises(RuleError, match="class subtraction"):
+            make_rule("r", filters=[f"app:{pattern}"], ago="1d")
+    assert selected("[-[]x") == ""  # a leading '-' stays a character
+    assert selected("[\\-[]") == ""
+
+
 def test_syntax_errors_are_reported_as_written_not_hidden_by_the_rewrite() -> None:
     with pytest.raises(RuleError, match="invalid regular expression"):
         make_rule("r", filters=["app:(?i)[z-a\u017f]"], ago="1d")
