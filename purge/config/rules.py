@@ -15,6 +15,7 @@ from typing import Any
 import regex
 
 from purge import budget
+from purge.config.casefold import Unsupported, end_of_class, fold_case
 from purge.config.schedule import ScheduleError
 from purge.config.schedule import validate as validate_schedule
 
@@ -203,9 +204,9 @@ class RuleProblems(RuleError):
 
 
 #: `regex` flags for every user pattern. V0 reads patterns as `re`, Go and .NET users expect
-#: (`[` is literal inside a class, POSIX `[[:alpha:]]` works), and its `(?i)` folds Unicode
-#: simple case as acr purge's regexp2 does (U+212A KELVIN SIGN matches `k`). `\d \w \s \b`
-#: stay ASCII-only, as in regexp2: `ascii_shorthands` rewrites them.
+#: (`[` is literal inside a class, POSIX `[[:alpha:]]` works). Its `(?i)` folds case where acr
+#: purge's regexp2 lowercases; `fold_case` makes the two agree on ASCII names (casefold.py).
+#: `\d \w \s \b` stay ASCII-only, as in regexp2: `ascii_shorthands` rewrites them.
 REGEX_FLAGS = regex.V0
 
 #: `\d \w \s` inside a character class, spelled out in ASCII.
@@ -242,7 +243,7 @@ class UserPattern:
     """A user's regex: `pattern` as written, matched as acr purge matches it (see REGEX_FLAGS)."""
 
     pattern: str
-    compiled: Any  # regex.Pattern[str] of ascii_shorthands(pattern)
+    compiled: Any  # regex.Pattern[str] of ascii_shorthands(fold_case(pattern))
 
     def search(self, text: str, timeout: float | None = None, concurrent: bool = False) -> Any:
         return self.compiled.search(text, timeout=timeout, concurrent=concurrent)
@@ -252,11 +253,21 @@ class UserPattern:
 
 
 def compile_pattern(text: str, what: str) -> UserPattern:
-    """Compile a user regex in acr purge's flavour; a RuleError names `what` and the reason."""
+    """Compile a user regex in acr purge's flavour; a RuleError names `what` and the reason.
+
+    The pattern as written is compiled first, so that its syntax errors are reported as the
+    user wrote it and never hidden by the `(?i)` rewriting.
+    """
     try:
-        return UserPattern(text, regex.compile(ascii_shorthands(text), REGEX_FLAGS))
+        compiled = regex.compile(ascii_shorthands(text), REGEX_FLAGS)
+        folded = fold_case(text)
+        if folded != text:
+            compiled = regex.compile(ascii_shorthands(folded), REGEX_FLAGS)
+        return UserPattern(text, compiled)
     except regex.error as exc:
         raise RuleError(f"{what}: invalid regular expression: {exc}") from exc
+    except Unsupported as exc:
+        raise RuleError(f"{what}: {exc}") from exc
 
 
 def ascii_shorthands(text: str) -> str:
@@ -275,7 +286,7 @@ def ascii_shorthands(text: str) -> str:
             out.append(f"(?a:\\{letter})" if letter in "dDwWsSbB" else text[i : i + 2])
             i += 2
         elif ch == "[":
-            end = _end_of_class(text, i)
+            end = end_of_class(text, i)
             out.append(_ascii_class(text[i:end]))
             i = end
         else:
@@ -313,7 +324,7 @@ def split_filter(text: str) -> tuple[str, str]:
             i += 2
             continue
         if ch == "[":
-            i = _end_of_class(text, i)
+            i = end_of_class(text, i)
             continue
         if ch == "(":
             depth += 1
@@ -334,29 +345,6 @@ def split_filter(text: str) -> tuple[str, str]:
         part = "repository" if not repo else "tag"
         raise RuleError(f"{text!r}: the {part} part is empty; {_FILTER_FORM}")
     return repo, tag
-
-
-def _end_of_class(text: str, start: int) -> int:
-    """Index just past the character class opening at `start` (V0: no nested sets)."""
-    i = start + 1
-    if i < len(text) and text[i] == "^":
-        i += 1
-    if i < len(text) and text[i] == "]":  # a leading `]` is a literal
-        i += 1
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if ch == "[" and text.startswith(("[:", "[=", "[."), i):
-            close = text.find(text[i + 1] + "]", i + 2)
-            if close != -1:
-                i = close + 2
-                continue
-        if ch == "]":
-            return i + 1
-        i += 1
-    return len(text)  # unterminated: the regex compiler reports it
 
 
 def parse_filter(text: str, timeout: float | None = None) -> TagFilter:

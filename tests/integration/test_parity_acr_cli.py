@@ -10,11 +10,16 @@ our own output still run against the forms recorded here from acr-cli.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -23,6 +28,8 @@ import pytest
 import requests
 
 from acr_emulator.testing import EmulatorServer
+from purge.config.casefold import fold_case
+from tests.fixtures import case_folding
 
 ROOT = Path(__file__).resolve().parents[2]
 ACR_CLI = ROOT.parent / "shared" / "tools" / "acr-cli" / "acr"
@@ -74,11 +81,12 @@ def run_acr_cli(
     *args: str,
     auth: Sequence[str] | None = None,
     default_registry: str | None = None,
+    registry: str | None = None,
 ) -> Any:
     needs_acr_cli()
     env = {**os.environ, "SSL_CERT_FILE": emu.ca_file}
     env.pop("ACR_DEFAULT_REGISTRY", None)
-    where = ["-r", emu.login_server]
+    where = ["-r", registry or emu.login_server]
     if default_registry is not None:
         env["ACR_DEFAULT_REGISTRY"], where = default_registry, []
     creds = list(auth) if auth is not None else ["-u", "admin", "-p", "s3cret-admin"]
@@ -236,13 +244,88 @@ def test_keep_ties_follow_the_registrys_order(emu: EmulatorServer) -> None:
     assert lines[-2] == "Number of tags to be deleted: 2"
 
 
-# --- 4. (?i) folds Unicode simple case, \d stays ASCII -----------------------------------------
+# --- 4. (?i) lowercases as acr purge's engine does, \\d stays ASCII -------------------------------
 
 
 def test_case_insensitive_kelvin_sign_matches_k(emu: EmulatorServer) -> None:
     lines = compare_dry(emu, "--filter", "kapp:(?i)\u212a", "--ago", "1d")
     assert f"Would delete: {emu.login_server}/kapp:K2" in lines
     compare_dry(emu, "--filter", "kapp:\\d", "--ago", "1d")
+
+
+def one_repository_a_pattern(
+    emulator_factory: Any, patterns: Sequence[str], tags: Sequence[str]
+) -> tuple[list[set[str]], list[set[str]]]:
+    """Each pattern on its own repository (acr purge joins one repository's filters with `|`),
+    all in one run of each tool: (ours, acr purge's), the tags each selects, by pattern."""
+    needs_acr_cli()
+    manifest = {"id": "m", "kind": "image", "updated": "-40d", "tags": list(tags)}
+    names = [f"c{n:03d}" for n in range(len(patterns))]
+    emu = emulator_factory(scenario={"repositories": {n: {"manifests": [manifest]} for n in names}})
+    pairs = zip(names, patterns, strict=True)
+    filters = [arg for name, p in pairs for arg in ("--filter", f"{name}:{p}")]
+    answers = []
+    for run in (run_ours, run_acr_cli):
+        done = run(emu, *filters, "--ago", "1d", "--dry-run")
+        assert done.returncode == 0, done.stdout + done.stderr
+        found: dict[str, set[str]] = {}
+        for ref in deleted_set(done.stdout):
+            repository, tag = ref.split("/", 1)[1].split(":", 1)
+            found.setdefault(repository, set()).add(tag)
+        answers.append([found.get(name, set()) for name in names])
+    return answers[0], answers[1]
+
+
+def test_case_insensitive_cases_select_what_acr_purge_selects(emulator_factory: Any) -> None:
+    patterns = [p for p, _ in case_folding.CASES]
+    ours, theirs = one_repository_a_pattern(emulator_factory, patterns, case_folding.TAGS)
+    for (pattern, recorded), mine, acr in zip(case_folding.CASES, ours, theirs, strict=True):
+        assert acr == set(recorded), f"acr purge now selects {sorted(acr)} with {pattern!r}"
+        assert mine == acr, pattern
+
+
+def test_random_case_insensitive_patterns_select_what_acr_purge_selects(
+    emulator_factory: Any,
+) -> None:
+    patterns = case_folding.random_patterns(14, 120)
+    assert sum(fold_case(p) != p for p in patterns) >= 30  # the rewrite is exercised
+    tags = case_folding.TAGS + case_folding.PAIR_TAGS
+    ours, theirs = one_repository_a_pattern(emulator_factory, patterns, tags)
+    assert sum(bool(acr) for acr in theirs) >= 60  # and selects something
+    for pattern, mine, acr in zip(patterns, ours, theirs, strict=True):
+        assert mine == acr, (pattern, sorted(mine - acr), sorted(acr - mine))
+
+
+def test_unicode_property_under_case_insensitive_is_refused_here(emu: EmulatorServer) -> None:
+    args = ("--filter", "kapp:(?i)^\\p{Lu}", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *args)
+    assert theirs.returncode == 0
+    assert {ref.rsplit(":", 1)[1] for ref in deleted_set(theirs.stdout)} == {
+        "k1", "K2", "x1", "t-a", "t-b", "t-c",
+    }  # fmt: skip
+    ours = run_ours(emu, *args)
+    assert ours.returncode == 2 and "under (?i) is not supported" in ours.stderr
+    assert deleted_set(ours.stdout) == set()
+
+
+def test_class_subtraction_is_refused_here(emu: EmulatorServer) -> None:
+    args = ("--filter", "kapp:^[a-z-[k]]1", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *args)
+    assert theirs.returncode == 0
+    assert deleted_set(theirs.stdout) == {f"{emu.login_server}/kapp:x1"}  # k subtracted
+    ours = run_ours(emu, *args)
+    assert ours.returncode == 2 and "class subtraction" in ours.stderr
+    assert deleted_set(ours.stdout) == set()
+
+
+def test_a_flag_in_one_filter_carries_into_the_next_only_in_acr_purge(emu: EmulatorServer) -> None:
+    args = ("--filter", "kapp:(?i)^k", "--filter", "kapp:^X", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *args)
+    assert theirs.returncode == 0  # it matches `(?i)^k|^X`: X is case-insensitive too
+    assert {ref.rsplit(":", 1)[1] for ref in deleted_set(theirs.stdout)} == {"k1", "K2", "x1"}
+    ours = run_ours(emu, *args)
+    assert ours.returncode == 0  # each filter means what it says
+    assert {ref.rsplit(":", 1)[1] for ref in deleted_set(ours.stdout)} == {"k1", "K2"}
 
 
 # --- 5. flags ----------------------------------------------------------------------------------
@@ -321,10 +404,198 @@ def test_bad_input_exits_two_where_acr_purge_exits_one(emu: EmulatorServer) -> N
     assert bad.returncode == 2
 
 
+def test_concurrency_acr_purge_replaces_is_refused_or_kept_here(emu: EmulatorServer) -> None:
+    base = ("--filter", "kapp:x1", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *base, "--concurrency", "0")
+    assert theirs.returncode == 0  # it says so on stdout and goes on with its default
+    assert re.search(
+        r"^Specified concurrency value invalid\. Set to default value: \d+ ?$", theirs.stdout, re.M
+    ), theirs.stdout
+    assert deleted_set(theirs.stdout) == {f"{emu.login_server}/kapp:x1"}
+    ours = run_ours(emu, *base, "--concurrency", "0")
+    assert ours.returncode == 2 and "--concurrency: 0" in ours.stderr and "1 and 64" in ours.stderr
+    assert deleted_set(ours.stdout) == set()
+    theirs = run_acr_cli(emu, *base, "--concurrency", "40")
+    assert "Specified concurrency value too large. Set to maximum value: 32" in theirs.stdout
+    ours = run_ours(emu, *base, "--concurrency", "40")  # within this project's 1..64
+    assert ours.returncode == 0, ours.stderr
+    assert deleted_set(ours.stdout) == deleted_set(theirs.stdout)
+    assert run_ours(emu, *base, "--concurrency", "65").returncode == 2
+
+
+def test_negative_keep_acr_purge_treats_as_zero_is_refused_here(emu: EmulatorServer) -> None:
+    base = ("--filter", "kapp:.*", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *base, "--keep", "-1")
+    assert theirs.returncode == 0
+    assert deleted_set(theirs.stdout) == deleted_set(run_acr_cli(emu, *base).stdout) != set()
+    ours = run_ours(emu, *base, "--keep", "-1")
+    assert ours.returncode == 2 and "--keep: -1" in ours.stderr
+    assert deleted_set(ours.stdout) == set()
+
+
+FRESH: dict[str, Any] = {
+    "repositories": {
+        "app": {
+            "manifests": [
+                {"id": "tagged", "kind": "image", "updated": "-40d", "tags": ["v1"]},
+                {"id": "old", "kind": "image", "updated": "-3d"},
+                {"id": "pushed", "kind": "image", "updated": "-1h"},  # a push in progress
+            ]
+        }
+    }
+}
+
+
+def test_untagged_only_without_ago_cuts_off_at_one_day_here_now_in_acr_purge(
+    emulator_factory: Any,
+) -> None:
+    emu = emulator_factory(scenario=FRESH)
+    args = ("--filter", "app:.*", "--untagged-only", "--dry-run")
+    theirs = run_acr_cli(emu, *args)
+    assert theirs.returncode == 0
+    assert "Number of manifests to be deleted: 2" in theirs.stdout  # the fresh one too
+    ours = run_ours(emu, *args)
+    assert ours.returncode == 0, ours.stderr
+    assert "Number of manifests to be deleted: 1" in ours.stdout
+    assert deleted_set(ours.stdout) < deleted_set(theirs.stdout)
+    explicit = run_ours(emu, *args, "--ago", "0d")  # how to ask for acr purge's cutoff
+    assert deleted_set(explicit.stdout) == deleted_set(theirs.stdout)
+
+
+@contextlib.contextmanager
+def connect_recorder() -> Iterator[tuple[str, list[str]]]:
+    """An HTTPS proxy that records each CONNECT line and refuses it: which host a client
+    would reach, without reaching it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    seen: list[str] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:  # closed: the test is over
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(5)
+                seen.append(conn.recv(4096).decode("latin-1").split("\r\n", 1)[0])
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", seen
+    finally:
+        server.close()
+
+
+def test_dotless_registry_gets_the_azure_suffix_in_both(emu: EmulatorServer) -> None:
+    needs_acr_cli()
+    args = ("--filter", "app:.*", "--ago", "1d", "--dry-run")
+    with connect_recorder() as (proxy, seen):
+        env = {"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
+        run_ours(emu, *args, env=env, registry=["-r", "myregistry"])
+        assert seen and set(seen) == {"CONNECT myregistry.azurecr.io:443 HTTP/1.1"}, seen
+        seen.clear()
+        cmd = [str(ACR_CLI), "purge", "-r", "myregistry", "-u", "u", "-p", "p", *args]
+        acr = subprocess.Popen(
+            cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:  # it retries for minutes: its first CONNECT is the answer
+            deadline = time.monotonic() + 60
+            while not seen and acr.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            acr.kill()
+            acr.wait()
+        assert seen and seen[0] == "CONNECT myregistry.azurecr.io:443 HTTP/1.1", seen
+
+
+def test_dotless_host_and_port_gets_no_suffix_here(emu: EmulatorServer) -> None:
+    where = f"localhost:{emu.port}"
+    args = ("--filter", "kapp:x1", "--ago", "1d", "--dry-run")
+    theirs = run_acr_cli(emu, *args, registry=where)
+    assert theirs.returncode == 1
+    assert f'"https://{where}.azurecr.io": invalid port' in theirs.stdout + theirs.stderr
+    ours = run_ours(
+        emu, *args, registry=["-r", where, "--ca-file", emu.ca_file, "--allowed-host", "localhost"]
+    )
+    assert ours.returncode == 0, ours.stderr
+    assert deleted_set(ours.stdout) == {f"{where}/kapp:x1"}
+
+
+SLOW: dict[str, Any] = {
+    "repositories": {
+        "slow": {
+            "manifests": [
+                {"id": "m", "kind": "image", "updated": "-40d", "tags": ["a" * 40 + "-0", "b1"]}
+            ]
+        }
+    }
+}
+
+
+def test_filter_timeout_seconds_is_honoured_by_both(emulator_factory: Any) -> None:
+    emu = emulator_factory(scenario=SLOW)
+    args = ("--filter", "slow:(a|aa)+$", "--ago", "1d", "--dry-run")  # backtracks for minutes
+    theirs = run_acr_cli(emu, *args, "--filter-timeout-seconds", "1")
+    assert theirs.returncode == 1
+    assert "match timeout after 1s on input `" + "a" * 40 + "-0`" in theirs.stdout
+    ours = run_ours(emu, *args, "--filter-timeout-seconds", "1")
+    assert ours.returncode == 1  # the tag is kept and the run reports the error
+    assert "timed out after 1s on '" + "a" * 40 + "-0'; kept" in ours.stdout
+    assert deleted_set(ours.stdout) == deleted_set(theirs.stdout) == set()
+
+
+#: Two tags 400 ns apart: the same to the microsecond, told apart by ACR's seventh digit.
+NEWER, OLDER = 1711929600.1234636, 1711929600.1234632
+TIES: dict[str, Any] = {
+    "repositories": {
+        "ties": {
+            "manifests": [
+                {"id": "m", "kind": "image", "updated": OLDER,
+                 "tags": [{"name": "aa-older", "updated": OLDER},
+                          {"name": "zz-newer", "updated": NEWER}]},
+            ]
+        }
+    }
+}  # fmt: skip
+
+
+def test_keep_tells_tags_400ns_apart_apart_as_acr_purge(emulator_factory: Any) -> None:
+    emu = emulator_factory(scenario=TIES)
+    listed = requests.get(
+        f"{emu.endpoint}/acr/v1/ties/_tags",
+        auth=("admin", "s3cret-admin"),
+        verify=emu.ca_file,
+        timeout=30,
+    ).json()["tags"]
+    times = {t["name"]: t["lastUpdateTime"] for t in listed}
+    assert times == {
+        "zz-newer": "2024-04-01T00:00:00.1234636Z",
+        "aa-older": "2024-04-01T00:00:00.1234632Z",
+    }
+    lines = compare_dry(emu, "--filter", "ties:.*", "--ago", "1d", "--keep", "1")
+    assert f"Would delete: {emu.login_server}/ties:aa-older" in lines
+    assert lines[-2] == "Number of tags to be deleted: 1"
+
+
+def test_repository_page_size_defaults_differ(emu: EmulatorServer) -> None:
+    args = ("--filter", ".*:x1", "--ago", "1d", "--dry-run")
+    emu.reset_log()
+    assert run_ours(emu, *args).returncode == 0
+    assert set(catalog_page_sizes(emu)) == {"1000"}  # the most ACR serves: fewer round trips
+    emu.reset_log()
+    assert run_acr_cli(emu, *args).returncode == 0
+    assert set(catalog_page_sizes(emu)) == {"100"}
+
+
 def test_readme_table_lists_every_difference_this_issue_leaves() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = readme.split("## Compared with `acr purge`", 1)[1].split("\n## ", 1)[0]
-    for needle in ("--concurrency 0", "--keep -1", "exit code", "--ago", "-1d", "1.5d"):
+    needles = (
+        "--concurrency 0", "--keep -1", "exit code", "--ago", "-1d", "1.5d",
+        "Specified concurrency value invalid", "`--repository-page-size`", "(?i)", "\\p{",
+        "`host:port`", "class subtraction", "carries into",
+    )  # fmt: skip
+    for needle in needles:
         assert needle in table, needle
 
 

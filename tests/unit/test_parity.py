@@ -13,6 +13,7 @@ import pytest
 from acr_emulator.server import test_ca as emulator_ca
 from purge.cli import main as cli
 from purge.config import rules
+from purge.config.casefold import fold_case, go_lower
 from purge.config.command import parse_purge_command
 from purge.config.rules import RuleError, make_rule
 from purge.config.settings import ConfigError, load_settings
@@ -20,6 +21,7 @@ from purge.isotime import parse_ticks, parse_utc
 from purge.model import DOCKER_MANIFEST, Manifest, RepositorySnapshot, Tag
 from purge.planner import plan_repository
 from purge.registry.wire import manifest_from_json, tag_from_json
+from tests.fixtures import case_folding
 
 UTC = timezone.utc
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -92,7 +94,7 @@ def test_manifest_times_keep_full_precision_too() -> None:
     assert m.updated_ticks == parse_ticks("2024-04-01T00:00:00.1234567Z")
 
 
-# --- 4. (?i) folds Unicode simple case; \d \w \s stay ASCII ------------------------------------
+# --- 4. (?i) lowercases as acr purge's engine does; \d \w \s stay ASCII ------------------------
 
 
 def tag_matches(rule: rules.Rule, repository: str, tag: str) -> bool:
@@ -111,6 +113,73 @@ def test_shorthand_classes_stay_ascii() -> None:
     assert tag_matches(rule, "app", "123")
     assert not tag_matches(rule, "app", "\u0661\u0662")  # Arabic-Indic digits
     assert not tag_matches(make_rule("r", filters=["app:^\\w+$"], ago="1d"), "app", "é")
+
+
+def selected(pattern: str, tags: list[str] = case_folding.TAGS) -> str:
+    rule = make_rule("r", filters=[f"app:{pattern}"], ago="1d")
+    return "".join(sorted(t for t in tags if tag_matches(rule, "app", t)))
+
+
+@pytest.mark.parametrize(("pattern", "acr_selects"), case_folding.CASES)
+def test_case_insensitive_selects_what_acr_purge_selects(pattern: str, acr_selects: str) -> None:
+    assert selected(pattern) == "".join(sorted(acr_selects))
+
+
+@pytest.mark.parametrize(
+    "pattern", ["(?i)release-\\d+", "(?i:APP)", "(?i)[[:alpha:]_-]", "^v1\\.", "\u017f", "(?i)[^a]"]
+)
+def test_patterns_without_non_ascii_case_insensitive_atoms_are_left_to_regex(
+    pattern: str,
+) -> None:
+    assert fold_case(pattern) == pattern
+
+
+def test_the_rewrite_names_each_ascii_character_and_keeps_the_original_itself() -> None:
+    assert fold_case("(?i)\u0130x") == "(?i)(?-i:[\\x49\\x69\\u0130])x"
+    assert fold_case("(?i)\u017f") == "(?i)(?-i:[\\u017f])"
+    assert fold_case("(?x)(?i) \u017f # \u017f ( [") == "(?x)(?i) (?-i:[\\u017f]) # \u017f ( ["
+
+
+def test_unicode_properties_under_case_insensitive_are_refused() -> None:
+    with pytest.raises(RuleError, match=r"'app:\(\?i\)\\\\p\{L\}'.*under \(\?i\) is not supported"):
+        make_rule("r", filters=["app:(?i)\\p{L}"], ago="1d")
+    with pytest.raises(RuleError, match="is not supported"):
+        make_rule("r", filters=["app:(?i)[\\P{Lu}_]"], ago="1d")
+    assert selected("\\p{Lu}") == "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # case-sensitive: as before
+    assert selected("(?i:x)\\p{Lu}", ["xA", "Xa", "xa"]) == "xA"
+
+
+def test_class_subtraction_is_refused() -> None:
+    for pattern in ("[a-z-[aeiou]]", "(?i)[a-z-[aeiou]]", "[0-[a]]"):
+        with pytest.raises(RuleError, match="class subtraction"):
+            make_rule("r", filters=[f"app:{pattern}"], ago="1d")
+    assert selected("[-[]x") == ""  # a leading '-' stays a character
+    assert selected("[\\-[]") == ""
+
+
+def test_syntax_errors_are_reported_as_written_not_hidden_by_the_rewrite() -> None:
+    with pytest.raises(RuleError, match="invalid regular expression"):
+        make_rule("r", filters=["app:(?i)[z-a\u017f]"], ago="1d")
+
+
+def test_only_two_non_ascii_characters_lowercase_to_ascii() -> None:
+    """regexp2 lowercases with Go's simple mapping: only U+0130 and U+212A reach ASCII, which is
+    what `regexp2_ascii` builds on (its table maps no other range into ASCII either)."""
+    reaching = [cp for cp in range(0x80, 0x110000) if go_lower(cp) < 0x80]
+    assert reaching == [0x130, 0x212A]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_patterns_compile_and_only_case_insensitive_ones_are_rewritten(
+    seed: int,
+) -> None:
+    for pattern in case_folding.random_patterns(seed, 100):
+        plain = pattern.replace("(?i)", "").replace("(?i:", "(?:")
+        rule = make_rule("r", filters=[f"app:{pattern}"], ago="1d")
+        assert rule.filters[0].tag.pattern == pattern
+        if "(?i" not in pattern:
+            assert fold_case(pattern) == pattern, pattern
+        assert fold_case(plain) == plain
 
 
 # --- 5. flags ----------------------------------------------------------------------------------
