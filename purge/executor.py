@@ -616,8 +616,9 @@ def _as_reread(run: _Execution, deletion: ManifestDeletion) -> ManifestDeletion:
     return deletion
 
 
-def _root_status(run: _Execution, digest: str, ref: str) -> Status:
-    """Status of the manifest whose delete removes `digest`, following removed_with chains."""
+def _root_status(run: _Execution, digest: str, ref: str) -> _Decision:
+    """(status, already gone) of the manifest whose delete removes `digest`, following
+    removed_with chains: what went with a manifest someone else deleted was gone already."""
     removed_with = run.removed_with()
     seen: set[str] = set()
     while digest not in run.manifest_status:
@@ -631,21 +632,21 @@ def _root_status(run: _Execution, digest: str, ref: str) -> Status:
                     "which the plan does not delete",
                 )
             )
-            return "failed"
+            return "failed", False
         seen.add(digest)
         digest = parent
-    return run.manifest_status[digest][0]
+    return run.manifest_status[digest]
 
 
 def _manifest_outcome(run: _Execution, deletion: ManifestDeletion) -> ManifestOutcome:
     assert deletion.removed_with is not None
-    status = _root_status(run, deletion.removed_with, deletion.digest)
-    return ManifestOutcome(_as_reread(run, deletion), status)
+    status, gone = _root_status(run, deletion.removed_with, deletion.digest)
+    return ManifestOutcome(_as_reread(run, deletion), status, gone)
 
 
 def _tag_outcome(run: _Execution, deletion: TagDeletion) -> TagOutcome:
     assert deletion.removed_with is not None
-    status = _root_status(run, deletion.removed_with, deletion.tag)
+    status, gone = _root_status(run, deletion.removed_with, deletion.tag)
     removed = run.tags_at_delete.get(deletion.removed_with)
     if status == "deleted" and removed is not None and deletion.tag not in removed:
         reason = (
@@ -658,4 +659,4 @@ def _tag_outcome(run: _Execution, deletion: TagDeletion) -> TagOutcome:
             f"its manifest {short_digest(deletion.removed_with)} is kept (changed during the purge)"
         )
         run.kept.append(Keep("tag", deletion.tag, deletion.digest, reason))
-    return TagOutcome(deletion, status)
+    return TagOutcome(deletion, status, gone)

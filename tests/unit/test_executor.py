@@ -329,6 +329,26 @@ async def test_nothing_is_deleted_on_checks_that_stay_slow(
     assert "took over 0.2s 3 times" in result.errors[0].error
 
 
+async def test_what_goes_with_a_manifest_already_gone_is_reported_already_gone() -> None:
+    registry = InMemoryRegistry("test.azurecr.io")  # manifest 0 and its signature: deleted
+    registry.add_manifest("app", Manifest(digest(1), OCI_MANIFEST, NOW))  # meanwhile
+    plan = replace(
+        subject_plan(),
+        tag_deletions=(TagDeletion("t0", digest(0), "old", removed_with=digest(0)),),
+        manifest_deletions=(
+            ManifestDeletion(digest(0), ("t0",), 100, "old"),
+            ManifestDeletion(SIGNATURE, (), 5, "referrer", removed_with=digest(0)),
+        ),
+    )
+    result = await execute(plan, registry, dry_run=False)
+    assert registry.mutating_calls() == 0
+    assert [(o.status, o.already_gone) for o in result.manifests] == [
+        ("deleted", True),
+        ("deleted", True),
+    ]
+    assert [(o.status, o.already_gone) for o in result.tags] == [("deleted", True)]
+
+
 async def test_removed_with_items_fail_when_their_manifest_fails() -> None:
     registry = registry_with(1)
     registry.fail("delete_manifest", error=PermissionDenied("denied", status=403))
