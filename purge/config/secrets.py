@@ -20,7 +20,7 @@ import re
 import sys
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import NoReturn
+from typing import Any, NoReturn
 
 HIDDEN = "(value hidden)"
 #: Name fragments that mark a credential, also misspelt (`--pasword`, `--passwd`, `--pwd`).
@@ -99,9 +99,11 @@ class _Words:
             else:
                 after_unknown = True
                 name, equals, value = word.partition("=")
-                like = difflib.get_close_matches(name, _long(options, parser), n=3, cutoff=_CLOSE)
-                if like:
-                    self.hints[index] = like[0]
+                known = _long(options, parser)
+                like = difflib.get_close_matches(name, known, n=3, cutoff=_CLOSE)
+                longer = [option for option in known if option.startswith(name)]
+                if like or len(longer) == 1:  # a typo, or an abbreviation (refused, as acr's)
+                    self.hints[index] = like[0] if like else longer[0]
                 misspelt = bool(like) and not looks_secret(name) and _takes_plain(like, options)
                 if equals:
                     plain = misspelt and _PLAIN_VALUE.fullmatch(value) is not None
@@ -149,8 +151,14 @@ _PARSING: ContextVar[_Words | None] = ContextVar("purge_parsing", default=None)
 class RedactingParser(argparse.ArgumentParser):
     """An ArgumentParser whose error messages follow this module's rule; subparsers inherit it.
 
+    Abbreviated flags are refused (`--include` is not taken for `--include-locked`), as acr
+    purge's flag parser refuses them: a guess at what the user meant is not a setting.
     Override `fail` to report a message differently (it is safe to show by then).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: None = None
@@ -219,11 +227,7 @@ def _known(
         return options[name], value
     if word[1] not in parser.prefix_chars and word[:2] in options:
         return options[word[:2]], word[2:]
-    if parser.allow_abbrev and word[1] in parser.prefix_chars:  # `--pass S3cret` is -p's value
-        found = [option for option in _long(options, parser) if option.startswith(name)]
-        if len(found) == 1:
-            return options[found[0]], value if equals else None
-    return None, None
+    return None, None  # abbreviations are unknown flags: RedactingParser refuses them
 
 
 def _long(options: dict[str, argparse.Action], parser: argparse.ArgumentParser) -> list[str]:

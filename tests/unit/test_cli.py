@@ -154,7 +154,8 @@ CONNECTION_STRING = f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={S
             [*RUN, "--histroy", CONNECTION_STRING],
             "--histroy (value hidden); did you mean --history?",
         ),
-        ([*RUN, "--p=" + SECRET], "ambiguous option: --p=(value hidden) could match"),
+        ([*RUN, "--p=" + SECRET], "unrecognized arguments: --p=(value hidden)"),
+        ([*RUN, "--pass", SECRET], "unrecognized arguments: --pass (value hidden)"),
         (["-p", SECRET, *RUN], "invalid choice: (value hidden)"),
         (["--pasword", SECRET, *RUN], "invalid choice: (value hidden)"),
         (["restore", "run-1", "--pasword", SECRET], "unrecognized arguments: --pasword (value"),
@@ -167,6 +168,17 @@ def test_usage_errors_never_echo_a_word_after_an_unknown_flag(
     err = capsys.readouterr().err
     assert shown in err, err
     assert SECRET not in err and SECRET[1:] not in err, err
+    assert registry.mutating_calls() == 0 and registry.calls["list_repositories"] == 0
+
+
+def test_abbreviated_flags_are_refused_as_acr_purge_refuses_them(
+    registry: InMemoryRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--include` is not taken for `--include-locked`, nor `--dry` for `--dry-run`."""
+    assert cli.main([*RUN, "--ago", "1d", "--include", "--dry"]) == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments: --include" in err
+    assert "did you mean --include-locked?" in err
     assert registry.mutating_calls() == 0 and registry.calls["list_repositories"] == 0
 
 
