@@ -32,7 +32,7 @@ from purge.config.settings import Config
 from purge.executor import describe_failure, execute
 from purge.model import ManifestBody, Plan, RepositorySnapshot, Tag
 from purge.planner import RepositoryPlanner, apply_repository_lock, check_blast_radius
-from purge.registry.protocol import NotFound, Registry
+from purge.registry.protocol import NotFound, Registry, RegistryError
 from purge.report import Report
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 
 #: Repositories processed at once; each holds one repository's listing in memory.
 REPOSITORY_CONCURRENCY = 8
+#: Repository names held from the catalog at most: far more than any registry holds, and a
+#: bound on memory (tens of MB) and time when a catalog never ends and no budget is set.
+MAX_REPOSITORIES = 1_000_000
 #: Fresh listings a repository gets when its tags keep changing under the plan; then it is
 #: skipped (with an error) until the next run.
 MAX_REPLANS = 2
@@ -205,7 +208,14 @@ class _PurgeRun:
 
     async def all_rules(self, rules: Sequence[Rule], dry_run: Callable[[Rule], bool]) -> None:
         try:
-            repositories = [name async for name in self.registry.list_repositories()]
+            repositories: list[str] = []
+            async for name in self.registry.list_repositories():
+                if len(repositories) == MAX_REPOSITORIES:
+                    raise RegistryError(
+                        f"the catalog goes on past {MAX_REPOSITORIES:,} repositories; no "
+                        "registry holds that many, so it is not read further"
+                    )
+                repositories.append(name)
         except BudgetSpent:
             self.progress("the time budget ran out while listing the catalog; nothing deleted")
             self.mark_out_of_time()

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from purge import service
 from purge.config.rules import make_rule
 from purge.config.settings import Config, Connection
 from purge.report import Report
@@ -101,6 +102,22 @@ async def test_a_catalog_that_never_ends_stops_at_the_budget(
     assert "time budget" in data["incompleteReason"]
     assert server.writes() == []
     assert sum(1 for _, path in server.requests if path == "/acr/v1/_catalog") > 10
+
+
+async def test_a_catalog_that_never_ends_is_not_held_without_a_budget(
+    hostile: Callable[..., HostileRegistry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No budget (the CLI's default): the catalog is read up to a bound, not forever."""
+    monkeypatch.setattr(service, "MAX_REPOSITORIES", 200)  # 1,000,000 in use
+    server = hostile("endless-catalog")
+    report, _ = await timed_run(server, None)
+    data = report.to_dict()
+    assert data["complete"] is False
+    assert data["incompleteReason"] == "the repository catalog could not be listed"
+    [error] = data["errors"]
+    assert "the catalog goes on past 200 repositories" in error["error"]
+    assert server.writes() == []
+    assert sum(1 for _, path in server.requests if path == "/acr/v1/_catalog") == 201
 
 
 async def test_a_body_dripped_a_byte_at_a_time_is_abandoned_at_the_budget(
