@@ -21,11 +21,12 @@ import json
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from acr_emulator.scenario import manifest_digests
 from acr_emulator.testing import EmulatorServer
-from purge.config.settings import load_settings
+from purge.config.settings import Config, load_settings
 from purge.service import run_purge
 from tests.fixtures.images import oci_image
 
@@ -56,6 +57,33 @@ def tags_of(emu: EmulatorServer) -> dict[str, str]:
     return {name: t["digest"] for name, t in emu.dump()["repositories"]["ci"]["tags"].items()}
 
 
+def config_for(emu: EmulatorServer, rules: list[dict[str, Any]]) -> Config:
+    return load_settings({
+        "PURGE_REGISTRY": emu.login_server, "PURGE_ALLOWED_HOSTS": "127.0.0.1",
+        "PURGE_CA_FILE": emu.ca_file, "PURGE_USERNAME": emu.username or "",
+        "PURGE_PASSWORD": emu.password or "", "PURGE_RULES": json.dumps(rules),
+    })  # fmt: skip
+
+
+def push_once_deletes_start(emu: EmulatorServer, *pushes: Callable[[], object]) -> threading.Event:
+    """Run `pushes` in a thread as soon as the emulator has seen the run's first DELETE; the
+    event is set once they are done."""
+    pushed = threading.Event()
+
+    def pusher() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(e["method"] == "DELETE" for e in emu.request_log()):
+                for push in pushes:
+                    push()
+                pushed.set()
+                return
+            time.sleep(0.01)
+
+    threading.Thread(target=pusher, daemon=True).start()
+    return pushed
+
+
 def body_of(emu: EmulatorServer, digest: str, repository: str = "ci") -> bytes:
     return emu._call(lambda: emu.emulator.registry.repo(repository).manifests[digest].body)
 
@@ -71,29 +99,15 @@ async def test_pushes_during_the_delete_phase_lose_nothing_and_the_report_is_exa
     # The first delete of the run (the tag delete of build-20) is held 1 s by the registry.
     emu.inject_fault(method="DELETE", path_regex=r"/_tags/build-20$", status=None, delay=1.0)
     emu.set_rate_limits(reads=10 * WRITE_LIMIT, writes=WRITE_LIMIT)
-    pushed = threading.Event()
-
-    def pusher() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if any(e["method"] == "DELETE" for e in emu.request_log()):
-                emu.push_manifest("ci", body_of(emu, old13), OCI_MANIFEST, "promoted")
-                emu.push_manifest("ci", new20, OCI_MANIFEST, "build-20")
-                emu.push_manifest("ci", new12, OCI_MANIFEST, "build-12")
-                pushed.set()
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=pusher, daemon=True)
-    thread.start()
-    config = load_settings({
-        "PURGE_REGISTRY": emu.login_server, "PURGE_ALLOWED_HOSTS": "127.0.0.1",
-        "PURGE_CA_FILE": emu.ca_file, "PURGE_USERNAME": emu.username or "",
-        "PURGE_PASSWORD": emu.password or "", "PURGE_RULES": json.dumps(RULES),
-    })  # fmt: skip
+    pushed = push_once_deletes_start(
+        emu,
+        lambda: emu.push_manifest("ci", body_of(emu, old13), OCI_MANIFEST, "promoted"),
+        lambda: emu.push_manifest("ci", new20, OCI_MANIFEST, "build-20"),
+        lambda: emu.push_manifest("ci", new12, OCI_MANIFEST, "build-12"),
+    )
+    config = config_for(emu, RULES)
     report = (await run_purge(config, dry_run=False)).to_dict()
-    thread.join(10)
-    assert pushed.is_set()
+    assert pushed.wait(10)
     emu.set_rate_limit(None)
     after = tags_of(emu)
     manifests = set(emu.dump()["repositories"]["ci"]["manifests"])
@@ -146,11 +160,7 @@ def pre_delete_windows(log: list[dict[str, Any]], read: str) -> list[float]:
 async def test_each_manifest_is_checked_just_before_its_own_delete(emulator_factory: Any) -> None:
     emu = emulator_factory(scenario=SCENARIO)
     emu.set_rate_limits(reads=10 * WRITE_LIMIT, writes=WRITE_LIMIT)
-    config = load_settings({
-        "PURGE_REGISTRY": emu.login_server, "PURGE_ALLOWED_HOSTS": "127.0.0.1",
-        "PURGE_CA_FILE": emu.ca_file, "PURGE_USERNAME": emu.username or "",
-        "PURGE_PASSWORD": emu.password or "", "PURGE_RULES": json.dumps(RULES),
-    })  # fmt: skip
+    config = config_for(emu, RULES)
     report = (await run_purge(config, dry_run=False)).to_dict()
     assert report["errors"] == []
     log = emu.request_log()
@@ -202,29 +212,15 @@ async def test_referrers_pushed_during_the_delete_phase_keep_their_subject(
     signature = emu._call(lambda: emu.emulator.registry.repo("app").manifests[sv])
     emu.inject_fault(method="DELETE", path_regex=r"/_tags/old-w$", status=None, delay=1.0)
     emu.set_rate_limits(reads=10 * WRITE_LIMIT, writes=WRITE_LIMIT)
-    pushed = threading.Event()
-
-    def pusher() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if any(e["method"] == "DELETE" for e in emu.request_log()):
-                emu.push_manifest("app", sbom_body, OCI_MANIFEST, "sbom-u")
-                emu.push_manifest("app", signature.body, signature.media_type, "release-sig")
-                pushed.set()
-                return
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=pusher, daemon=True)
-    thread.start()
+    pushed = push_once_deletes_start(
+        emu,
+        lambda: emu.push_manifest("app", sbom_body, OCI_MANIFEST, "sbom-u"),
+        lambda: emu.push_manifest("app", signature.body, signature.media_type, "release-sig"),
+    )
     rules = [{"name": "app", "filter": ["app:^old-"], "ago": "30d", "untagged": True}]
-    config = load_settings({
-        "PURGE_REGISTRY": emu.login_server, "PURGE_ALLOWED_HOSTS": "127.0.0.1",
-        "PURGE_CA_FILE": emu.ca_file, "PURGE_USERNAME": emu.username or "",
-        "PURGE_PASSWORD": emu.password or "", "PURGE_RULES": json.dumps(rules),
-    })  # fmt: skip
+    config = config_for(emu, rules)
     report = (await run_purge(config, dry_run=False)).to_dict()
-    thread.join(10)
-    assert pushed.is_set()
+    assert pushed.wait(10)
     emu.set_rate_limit(None)
     state = emu.dump()["repositories"]["app"]
     tags = {name: t["digest"] for name, t in state["tags"].items()}

@@ -117,8 +117,9 @@ def subject_plan() -> Plan:
     )
 
 
-def registry_with_signature() -> InMemoryRegistry:
-    registry = InMemoryRegistry("test.azurecr.io")
+def registry_with_signature(kind: type[InMemoryRegistry] = InMemoryRegistry) -> InMemoryRegistry:
+    """Untagged image 0 and its signature, in a registry of `kind`."""
+    registry = kind("test.azurecr.io")
     registry.add_manifest("app", Manifest(digest(0), OCI_MANIFEST, NOW, size=100))
     registry.add_manifest(
         "app",
@@ -234,13 +235,7 @@ class TaggedWhileThrottled(InMemoryRegistry):
 
 
 async def test_a_push_between_two_sends_keeps_the_manifest() -> None:
-    registry = TaggedWhileThrottled("test.azurecr.io")
-    registry.add_manifest("app", Manifest(digest(0), OCI_MANIFEST, NOW, size=100))
-    registry.add_manifest(
-        "app",
-        Manifest(SIGNATURE, OCI_MANIFEST, NOW),
-        body=ManifestBody(SIGNATURE, OCI_MANIFEST, subject=digest(0)),
-    )
+    registry = registry_with_signature(TaggedWhileThrottled)
     result = await execute(subject_plan(), registry, dry_run=False)
     assert registry.calls["delete_manifest"] == 1  # not sent again
     assert registry.manifest_digests("app") == {digest(0), SIGNATURE}
@@ -293,15 +288,10 @@ class SlowFirstReads(InMemoryRegistry):
         return await super().list_referrers(repository, digest)
 
 
-def slow_registry(slow: int) -> SlowFirstReads:
-    registry = SlowFirstReads("test.azurecr.io")
+def slow_registry(slow: int) -> InMemoryRegistry:
+    registry = registry_with_signature(SlowFirstReads)
+    assert isinstance(registry, SlowFirstReads)
     registry.slow = slow
-    registry.add_manifest("app", Manifest(digest(0), OCI_MANIFEST, NOW, size=100))
-    registry.add_manifest(
-        "app",
-        Manifest(SIGNATURE, OCI_MANIFEST, NOW),
-        body=ManifestBody(SIGNATURE, OCI_MANIFEST, subject=digest(0)),
-    )
     return registry
 
 
