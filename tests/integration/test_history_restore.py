@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from purge.history.restore import restore_run
 from purge.history.settings import HistorySettings
 from purge.history.store import list_records, read_record
 from purge.registry.acr import AcrRegistry
+from purge.registry.acr import open_registry as open_acr
+from purge.registry.policies import WRITE_GRACE
+from purge.service import run_purge
 from tests.fixtures.anonymous import AnonymousTokenSource
 from tests.fixtures.storage import StorageAccount
 
@@ -58,9 +62,6 @@ def tags(emu: EmulatorServer, repo: str) -> dict[str, str]:
 
 
 async def purge_recorded(emu: EmulatorServer, history: HistorySettings, run: Any = None) -> Any:
-    from purge.config.settings import load_settings
-    from purge.service import run_purge
-
     config = load_settings(settings(emu))
     return await run_recorded(
         history,
@@ -72,9 +73,6 @@ async def purge_recorded(emu: EmulatorServer, history: HistorySettings, run: Any
 
 
 def open_registry(emu: EmulatorServer, **connection: Any) -> Any:
-    from purge.config.settings import load_settings
-    from purge.registry.acr import open_registry as open_acr
-
     config = load_settings(settings(emu))
     if connection:
         from dataclasses import replace
@@ -86,9 +84,6 @@ def open_registry(emu: EmulatorServer, **connection: Any) -> Any:
 async def test_the_record_lists_each_deletion_before_it_happens(
     emulator_factory: Any, storage: StorageAccount
 ) -> None:
-    from purge.config.settings import load_settings
-    from purge.service import run_purge
-
     emu = emulator_factory(scenario=SCENARIO)
     history = HistorySettings(
         connection_string=storage.connection_string, container=storage.container
@@ -144,9 +139,6 @@ async def test_unwritable_history_deletes_nothing_and_says_why(emulator_factory:
 async def test_a_record_that_fails_mid_run_stops_every_delete(
     emulator_factory: Any, tmp_path: Path
 ) -> None:
-    from purge.config.settings import load_settings
-    from purge.service import run_purge
-
     emu = emulator_factory(scenario=SCENARIO)
     before = emu.dump()["repositories"]
     folder = tmp_path / "runs"
@@ -257,13 +249,6 @@ PUT_LATENCY = 2.0
 async def test_a_restore_past_its_budget_lists_what_it_did_not_start_and_continues(
     emulator_factory: Any, tmp_path: Path
 ) -> None:
-    import time
-
-    from purge.config.settings import load_settings
-    from purge.registry.acr import open_registry as open_acr
-    from purge.registry.policies import WRITE_GRACE
-    from purge.service import run_purge
-
     emu = emulator_factory(scenario=MANY)
     original = tags(emu, "app")
     history = HistorySettings(folder=tmp_path / "runs")
