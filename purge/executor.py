@@ -452,7 +452,15 @@ async def _execute(run: _Execution) -> ExecutionResult:
         digest = deletion.digest
 
         async def check() -> _Decision | None:
-            cascade = await run.cascade_change(digest)
+            try:
+                cascade = await run.cascade_change(digest)
+            except NotFound:
+                # A 404 from the referrers read: the repository went (ACR drops one with
+                # nothing left, as when a concurrent delete took this manifest along as a
+                # referrer). Read the manifest itself; only its absence counts as done.
+                if await registry.manifest_state(repo, digest) is None:
+                    return "deleted", True
+                raise
             if cascade is not None:
                 run.kept.append(
                     Keep(

@@ -13,7 +13,7 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import regex
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from purge.config.rules import Rule, TagFilter
@@ -127,8 +127,34 @@ def state(registry: InMemoryRegistry) -> dict[str, tuple[set[str], set[str]]]:
     }
 
 
+def locked_signature_of_a_locked_image() -> list[tuple[str, Manifest, ManifestBody, list[Tag]]]:
+    """Found by CI: the image's delete takes its locked signature (deleted by a request of its
+    own) and the emptied repository along; the signature's check then read a 404."""
+    image, signature = dg("a", 0), dg("a", 1)
+    old = NOW - timedelta(days=1)
+    return [
+        ("a", Manifest(image, DOCKER_MANIFEST, old, delete_enabled=False),
+         ManifestBody(image, DOCKER_MANIFEST), []),
+        ("a", Manifest(signature, OCI_ARTIFACT, old, delete_enabled=False),
+         ManifestBody(signature, OCI_ARTIFACT, subject=image), []),
+        ("b", Manifest(dg("b", 0), DOCKER_MANIFEST, old),
+         ManifestBody(dg("b", 0), DOCKER_MANIFEST), []),
+    ]  # fmt: skip
+
+
+EVERYTHING_UNTAGGED_IN_A = Rule(
+    name="prop",
+    filters=(TagFilter("a:.*", regex.compile("a"), regex.compile(".*")),),
+    ago=timedelta(0),
+    keep=0,
+    untagged=True,
+    include_locked=True,
+)
+
+
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(entries=registries(), rule=rules())
+@example(entries=locked_signature_of_a_locked_image(), rule=EVERYTHING_UNTAGGED_IN_A)
 def test_dry_run_reports_exactly_what_the_real_run_deletes(
     entries: list[tuple[str, Manifest, ManifestBody, list[Tag]]], rule: Rule
 ) -> None:

@@ -19,7 +19,7 @@ from purge.model import (
     Tag,
     TagDeletion,
 )
-from purge.registry.protocol import NoAnswer, PermissionDenied, RegistryError
+from purge.registry.protocol import NoAnswer, NotFound, PermissionDenied, RegistryError
 from tests.fakes import InMemoryRegistry
 
 NOW = datetime(2024, 6, 1, tzinfo=timezone.utc)
@@ -337,6 +337,41 @@ async def test_what_goes_with_a_manifest_already_gone_is_reported_already_gone()
         ("deleted", True),
     ]
     assert [(o.status, o.already_gone) for o in result.tags] == [("deleted", True)]
+
+
+def locked_signature_plan() -> Plan:
+    """Image 0 and its locked signature: the signature is unlocked and deleted on its own."""
+    return replace(
+        subject_plan(),
+        manifest_deletions=(
+            ManifestDeletion(digest(0), (), 100, "untagged"),
+            ManifestDeletion(SIGNATURE, (), 5, "referrer of deleted", True, None, (False, True)),
+        ),
+    )
+
+
+async def test_a_referrer_gone_with_its_repository_is_already_gone() -> None:
+    """Its subject's delete took it along, and ACR dropped the emptied repository: the
+    referrers read answers 404 for the repository. The manifest read says it is gone: done."""
+    registry = registry_with_signature()
+    await registry.delete_manifest("app", digest(0))  # a concurrent delete, as in a run
+    assert registry.manifest_digests("app") == set()  # and the fake's repository is gone
+    result = await execute(locked_signature_plan(), registry, dry_run=False)
+    assert result.errors == ()
+    assert [(o.status, o.already_gone) for o in result.manifests] == [
+        ("deleted", True),
+        ("deleted", True),
+    ]
+
+
+async def test_a_referrers_404_for_a_manifest_still_there_keeps_it() -> None:
+    registry = registry_with_signature()
+    registry.fail("list_referrers", error=NotFound("no repository", status=404))
+    result = await execute(locked_signature_plan(), registry, dry_run=False)
+    assert registry.mutating_calls() == 0
+    assert registry.manifest_digests("app") == {digest(0), SIGNATURE}
+    assert [o.status for o in result.manifests] == ["failed", "failed"]
+    assert all("re-check before the delete" in e.error for e in result.errors)
 
 
 async def test_removed_with_items_fail_when_their_manifest_fails() -> None:
