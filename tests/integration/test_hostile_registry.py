@@ -199,8 +199,12 @@ def test_a_300_mb_tag_page_is_refused_without_reading_it_into_memory(
 #: ANSWER_CAP: a single answer (one tag, manifest or repository, a manifest body) is read to at
 #: most 4 MiB, ACR's own limit for a manifest.
 ITEM_CAP = 4 * 1024 * 1024
-#: What the server may have pushed into socket buffers before the client hung up.
-SOCKET_SLACK = 16 * 1024 * 1024
+#: How much the server gets to send past the cap before the client's hang-up reaches it is up to
+#: the kernel's socket buffers: 7-13 MiB here, 98 MiB on one CI machine. So the tests assert that
+#: the server never got to send the whole answer, and bound the client's memory directly.
+HUGE = 300 * 1024 * 1024
+#: A traced peak far below the answer: the reader held at most about the cap (measured 1-14 MiB).
+TRACED_PEAK_LIMIT = 64 * 1024 * 1024
 #: The reads a run makes of one item, each through the same capped reader.
 SINGLE_READS: dict[str, Callable[[Any], Awaitable[object]]] = {
     "tag_state": lambda r: r.tag_state("app", "old"),
@@ -223,7 +227,7 @@ async def test_every_read_of_one_item_stops_at_its_cap(
     from purge.registry.acr import AcrRegistry
     from purge.registry.protocol import RegistryError
 
-    size = 256 * 1024 * 1024 if encoding == "gzip" else 300 * 1024 * 1024
+    size = 256 * 1024 * 1024 if encoding == "gzip" else HUGE
     server = hostile("huge-item", huge_bytes=size, huge_encoding=encoding)
     registry = AcrRegistry(Connection(**connection_kwargs(server)))  # type: ignore[arg-type]
     try:
@@ -245,7 +249,8 @@ async def test_every_read_of_one_item_stops_at_its_cap(
     if encoding == "length":
         declared = message.split("an answer of ", 1)[1].split(" bytes", 1)[0]
         assert int(declared) > size, message  # refused on its Content-Length, unread
-    assert server.bytes_sent < ITEM_CAP + SOCKET_SLACK, server.bytes_sent
+    assert server.bytes_sent < size, server.bytes_sent  # the client hung up before the end
+    assert peak < TRACED_PEAK_LIMIT, peak
     assert server.writes() == []
     print(f"{read} [{encoding}]: traced peak {peak / 2**20:.1f} MiB, {elapsed:.2f} s")
     # The chunks kept (up to the cap) and the one being read: 4 KiB of gzip inflates to at most
@@ -275,7 +280,7 @@ def test_a_300_mb_answer_to_the_recheck_before_a_delete_keeps_the_image(
 ) -> None:
     """The manifest re-read just before its delete answers 300 MB: the image is kept with a
     clear error, the CLI's memory stays bounded and nothing is deleted."""
-    server = hostile("huge-item", huge_bytes=300 * 1024 * 1024)
+    server = hostile("huge-item", huge_bytes=HUGE)
     started = time.monotonic()
     completed, peak_mib = run_cli_peak(server, "--untagged")
     elapsed = time.monotonic() - started
@@ -289,7 +294,7 @@ def test_a_300_mb_answer_to_the_recheck_before_a_delete_keeps_the_image(
     assert error["error"].endswith("; kept"), error
     assert server.writes() == []  # no DELETE was sent
     assert ("GET", f"/acr/v1/app/_manifests/{DIGEST}") in server.requests
-    assert server.bytes_sent < ITEM_CAP + SOCKET_SLACK, server.bytes_sent
+    assert server.bytes_sent < HUGE, server.bytes_sent  # the client hung up before the end
     print(
         f"re-check answered 300 MB: CLI peak RSS {peak_mib:.0f} MiB, {elapsed:.1f} s, "
         f"{server.bytes_sent / 2**20:.0f} MiB sent"
@@ -302,7 +307,7 @@ async def test_a_300_mb_answer_to_the_tag_read_back_leaves_the_outcome_unknown(
 ) -> None:
     """The tag delete fails (400) and reading the tag back answers 300 MB: the tag is not
     reported deleted, the error says why, and the run does not hold the body."""
-    server = hostile("huge-item", huge_bytes=300 * 1024 * 1024)
+    server = hostile("huge-item", huge_bytes=HUGE)
     rule = make_rule("r", filters=["app:.*"], ago="1d")
     config = Config(Connection(**connection_kwargs(server)), rules=(rule,))  # type: ignore[arg-type]
     started = time.monotonic()
@@ -319,7 +324,7 @@ async def test_a_300_mb_answer_to_the_tag_read_back_leaves_the_outcome_unknown(
     )
     assert f"larger than the {ITEM_CAP} bytes accepted" in error["error"]
     assert server.writes() == [("DELETE", "/acr/v1/app/_tags/old")]  # refused, not retried
-    assert server.bytes_sent < ITEM_CAP + SOCKET_SLACK, server.bytes_sent
+    assert server.bytes_sent < HUGE, server.bytes_sent  # the client hung up before the end
     print(
         f"tag read-back answered 300 MB: {elapsed:.2f} s, {server.bytes_sent / 2**20:.0f} MiB sent"
     )
