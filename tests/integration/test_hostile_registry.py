@@ -203,8 +203,6 @@ ITEM_CAP = 4 * 1024 * 1024
 #: the kernel's socket buffers: 7-13 MiB here, 98 MiB on one CI machine. So the tests assert that
 #: the server never got to send the whole answer, and bound the client's memory directly.
 HUGE = 300 * 1024 * 1024
-#: A traced peak far below the answer: the reader held at most about the cap (measured 1-14 MiB).
-TRACED_PEAK_LIMIT = 64 * 1024 * 1024
 #: The reads a run makes of one item, each through the same capped reader.
 SINGLE_READS: dict[str, Callable[[Any], Awaitable[object]]] = {
     "tag_state": lambda r: r.tag_state("app", "old"),
@@ -250,7 +248,6 @@ async def test_every_read_of_one_item_stops_at_its_cap(
         declared = message.split("an answer of ", 1)[1].split(" bytes", 1)[0]
         assert int(declared) > size, message  # refused on its Content-Length, unread
     assert server.bytes_sent < size, server.bytes_sent  # the client hung up before the end
-    assert peak < TRACED_PEAK_LIMIT, peak
     assert server.writes() == []
     print(f"{read} [{encoding}]: traced peak {peak / 2**20:.1f} MiB, {elapsed:.2f} s")
     # The chunks kept (up to the cap) and the one being read: 4 KiB of gzip inflates to at most
